@@ -1,0 +1,389 @@
+"""qlib.linear: hand-computed values, the seed's worked examples, properties and bad inputs."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, assume
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import qlib
+from qlib.linear import (
+    MIN_SCALE,
+    QParams,
+    code_dtype,
+    dequantize,
+    fake_quantize,
+    integer_range,
+    qparams_from_range,
+    qparams_from_tensor,
+    quantize,
+    round_half_away,
+    round_half_even,
+    seed_scale,
+    step_from_seed_scale,
+)
+
+# ----------------------------------------------------------------------------- the seed's examples
+
+
+def test_seed_example_codes_and_dequantized_values():
+    # [-1.8, -1.0, 0, 0.5]: S' = 255 / 2.3, Z = 199.565217 -> 200, Q = [0, 89, 200, 255]
+    x = np.array([-1.8, -1.0, 0.0, 0.5])
+    qp = qparams_from_range(x.min(), x.max(), bits=8)
+    assert qp.zero_point == 200
+    assert qp.qmin == 0 and qp.qmax == 255
+    assert 1 / qp.scale == pytest.approx(110.869565, abs=1e-6)
+    assert -qp.zero_point * qp.scale == pytest.approx(-1.803922, abs=1e-6)  # encoding-min
+    assert (255 - qp.zero_point) * qp.scale == pytest.approx(0.496078, abs=1e-6)  # encoding-max
+    q = quantize(x, qp)
+    np.testing.assert_array_equal(q, [0, 89, 200, 255])
+    assert q.dtype == np.uint8
+    np.testing.assert_allclose(np.round(dequantize(q, qp), 4), [-1.8039, -1.0012, 0.0, 0.4961])
+
+
+def test_seed_tie_example_zero_point_128_computed_aimets_way():
+    qp = qparams_from_range(-5.1, 5.1, bits=8)
+    assert qp.scale == pytest.approx(0.04)
+    assert qp.zero_point == 128
+    assert -qp.zero_point * qp.scale == pytest.approx(-5.12)
+    assert (255 - qp.zero_point) * qp.scale == pytest.approx(5.08)
+    # The trap the notebook shows: the seed's own order of operations lands just below the tie.
+    assert seed_scale(-5.1, 5.1) * 5.1 < 127.5
+    assert np.rint(seed_scale(-5.1, 5.1) * 5.1) == 127
+    assert 5.1 / qp.scale > 127.5
+
+
+def test_seed_all_positive_and_all_negative_ranges():
+    pos = qparams_from_range(5.0, 10.0)
+    assert pos.zero_point == 0 and pos.range[0] == 0.0 and pos.range[1] == pytest.approx(10.0)
+    neg = qparams_from_range(-20.0, -6.0)
+    assert neg.zero_point == 255 and neg.range[0] == pytest.approx(-20.0) and neg.range[1] == 0.0
+
+
+def test_seed_scale_conversion():
+    assert seed_scale(-1.8, 0.5) == pytest.approx(255 / 2.3)
+    assert step_from_seed_scale(seed_scale(-1.8, 0.5)) == pytest.approx(qparams_from_range(-1.8, 0.5).scale)
+
+
+# ----------------------------------------------------------------------------- hand-computed values
+
+
+def test_integer_ranges():
+    assert integer_range(8) == (0, 255)
+    assert integer_range(8, signed=True) == (-128, 127)
+    assert integer_range(8, signed=True, narrow_range=True) == (-127, 127)
+    assert integer_range(4, signed=True) == (-8, 7)
+    assert integer_range(2) == (0, 3)
+    assert integer_range(16, signed=True) == (-32768, 32767)
+    assert integer_range(32, signed=True) == (-(2**31), 2**31 - 1)
+
+
+def test_code_dtypes():
+    assert code_dtype(0, 15) == np.uint8
+    assert code_dtype(-32768, 32767) == np.int16
+    assert code_dtype(-(2**31), 2**31 - 1) == np.int32
+
+
+def test_symmetric_scale_rules():
+    qp = qparams_from_range(-2.0, 1.0, symmetric=True)  # max|x| = 2
+    assert (qp.qmin, qp.qmax, qp.zero_point) == (-128, 127, 0)
+    assert qp.scale == pytest.approx(2.0 / 127)
+    pt = qparams_from_range(-2.0, 1.0, symmetric=True, scale_rule="half_range")
+    assert pt.scale == pytest.approx(2.0 / 127.5)  # PyTorch
+    nr = qparams_from_range(-2.0, 1.0, symmetric=True, narrow_range=True)
+    assert (nr.qmin, nr.qmax) == (-127, 127) and nr.scale == pytest.approx(2.0 / 127)
+
+
+def test_symmetric_unsigned_uses_middle_code():
+    qp = qparams_from_range(-1.0, 1.0, symmetric=True, signed=False)
+    assert qp.zero_point == 128 and qp.scale == pytest.approx(1.0 / 127)
+    pt = qparams_from_range(-1.0, 1.0, symmetric=True, signed=False, scale_rule="half_range")
+    assert pt.zero_point == 128 and pt.scale == pytest.approx(1.0 / 127.5)
+
+
+def test_asymmetric_signed_codes():
+    qp = qparams_from_range(-1.0, 3.0, signed=True)
+    assert qp.scale == pytest.approx(4.0 / 255)
+    assert qp.zero_point == -128 + round(1.0 / (4.0 / 255))  # -128 + 64 = -64
+    assert qp.zero_point == -64
+
+
+def test_quantize_hand_values_and_clipping():
+    qp = QParams(scale=0.5, zero_point=2, qmin=0, qmax=7, bits=3)
+    np.testing.assert_array_equal(quantize([-1.0, -0.2, 0.0, 0.74, 0.76, 2.5, 100.0], qp), [0, 2, 2, 3, 4, 7, 7])
+    np.testing.assert_array_equal(dequantize(np.array([0, 2, 7]), qp), [-1.0, 0.0, 2.5])
+
+
+def test_rounding_modes_differ_only_at_ties():
+    qp = QParams(scale=1.0, zero_point=0, qmin=-128, qmax=127, bits=8)
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, 0.6, -0.6])
+    np.testing.assert_array_equal(quantize(x, qp), [-2, -2, 0, 0, 2, 2, 0, 1, -1])
+    np.testing.assert_array_equal(quantize(x, qp, rounding="half_away"), [-3, -2, -1, 1, 2, 3, 0, 1, -1])
+
+
+def test_round_half_away_avoids_the_floor_plus_half_trap():
+    v = np.array([0.49999999999999994, -0.49999999999999994, 2.5, -2.5])
+    np.testing.assert_array_equal(round_half_away(v), [0.0, 0.0, 3.0, -3.0])
+    np.testing.assert_array_equal(round_half_even(np.array([2.5, 3.5])), [2.0, 4.0])
+
+
+def test_float32_stays_float32_and_divides_in_float32():
+    x = np.linspace(-1, 1, 101, dtype=np.float32)
+    qp = qparams_from_range(-1.0, 1.0)
+    y = fake_quantize(x, qp)
+    assert y.dtype == np.float32
+    # same rule as ONNX Runtime: float32 x / float32 scale, rounded half to even
+    expected = np.clip(np.rint(x / np.float32(qp.scale)) + qp.zero_point, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(quantize(x, qp), expected)
+
+
+def test_dequantize_float32_matches_onnx_formula():
+    qp = qparams_from_range(-1.0, 2.0)
+    q = np.arange(256, dtype=np.uint8)
+    expected = (q.astype(np.int32) - qp.zero_point).astype(np.float32) * np.float32(qp.scale)
+    np.testing.assert_array_equal(dequantize(q, qp, dtype=np.float32), expected)
+
+
+def test_dequantize_uint8_does_not_wrap():
+    qp = qparams_from_range(-1.8, 0.5)
+    q = np.array([0], dtype=np.uint8)
+    assert dequantize(q, qp)[0] < 0  # uint8(0) - 200 would wrap to 56 without the int64 cast
+
+
+def test_zero_width_range_is_legal():
+    qp = qparams_from_range(0.0, 0.0)
+    assert qp.scale == MIN_SCALE and qp.zero_point == 0
+    np.testing.assert_array_equal(fake_quantize(np.zeros(5), qp), np.zeros(5))
+    sym = qparams_from_range(0.0, 0.0, symmetric=True)
+    assert sym.scale == MIN_SCALE and quantize([0.0], sym)[0] == 0
+    # a dead channel next to live ones, per-channel
+    w = np.array([[0.0, 0.0], [1.0, -2.0]])
+    pc = qparams_from_tensor(w, symmetric=True, axis=0)
+    np.testing.assert_array_equal(fake_quantize(w, pc)[0], [0.0, 0.0])
+
+
+def test_bias_at_32_bits():
+    s_in, s_w = 0.02, 0.003
+    qp = QParams(scale=s_in * s_w, zero_point=0, qmin=-(2**31), qmax=2**31 - 1, bits=32)
+    b = np.array([0.5, -0.25, 0.0], dtype=np.float32)
+    q = quantize(b, qp)
+    assert q.dtype == np.int32
+    np.testing.assert_array_equal(q, np.rint(np.array([0.5, -0.25, 0.0]) / (s_in * s_w)).astype(np.int32))
+
+
+def test_per_channel_hand_values():
+    w = np.array([[0.1, -0.2, 0.4], [2.0, -1.0, 0.5]], dtype=np.float32)
+    qp = qparams_from_tensor(w, bits=8, symmetric=True, axis=0)
+    np.testing.assert_allclose(qp.scale, [0.4 / 127, 2.0 / 127], rtol=1e-6)
+    q = quantize(w, qp)
+    np.testing.assert_array_equal(q[0], [32, -64, 127])  # 0.1/(0.4/127) = 31.75 -> 32
+    np.testing.assert_array_equal(q[1], [127, -64, 32])  # 1.0/(2/127) = 63.5 -> 64 (tie, even)
+
+
+def test_block_wise_hand_values():
+    w = np.array([[1.0, -1.0, 10.0, 5.0]])
+    qp = qparams_from_tensor(w, bits=8, symmetric=True, axis=1, group_size=2)
+    assert qp.scale.shape == (1, 2)
+    np.testing.assert_allclose(qp.scale, [[1.0 / 127, 10.0 / 127]])
+    np.testing.assert_array_equal(quantize(w, qp), [[127, -127, 127, 64]])  # 5/(10/127) = 63.5 -> 64
+
+
+def test_inputs_are_not_modified():
+    x = np.array([0.3, -0.7, 1.2], dtype=np.float32)
+    before = x.copy()
+    qp = qparams_from_tensor(x)
+    quantize(x, qp)
+    fake_quantize(x, qp)
+    q = quantize(x, qp)
+    q_before = q.copy()
+    dequantize(q, qp)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(q, q_before)
+
+
+def test_top_level_api_names():
+    for name in ("qparams_from_range", "quantize", "dequantize", "fake_quantize", "QParams", "sqnr_db"):
+        assert hasattr(qlib, name)
+
+
+# ----------------------------------------------------------------------------- properties
+
+finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=64)
+bits_st = st.integers(2, 16)
+
+
+@st.composite
+def range_and_params(draw, symmetric=None):
+    lo = draw(finite)
+    hi = draw(finite)
+    lo, hi = min(lo, hi), max(lo, hi)
+    sym = draw(st.booleans()) if symmetric is None else symmetric
+    bits = draw(bits_st)
+    signed = draw(st.sampled_from([None, True, False]))
+    narrow = draw(st.booleans())
+    rule = draw(st.sampled_from(["qmax", "half_range"]))
+    qp = qparams_from_range(lo, hi, bits=bits, symmetric=sym, signed=signed, narrow_range=narrow, scale_rule=rule)
+    return lo, hi, qp
+
+
+@given(range_and_params(), st.lists(st.floats(0, 1), min_size=1, max_size=50))
+@settings(max_examples=200, deadline=None)
+def test_round_trip_error_at_most_half_a_step_inside_the_range(args, fractions):
+    lo, hi, qp = args
+    r_lo, r_hi = qp.range
+    x = r_lo + np.array(fractions) * (r_hi - r_lo)  # inside the representable range
+    err = np.abs(fake_quantize(x, qp) - x)
+    assert np.all(err <= qp.scale / 2 * (1 + 1e-9) + 1e-12)
+
+
+@given(range_and_params(), hnp.arrays(np.float64, st.integers(1, 40), elements=finite))
+@settings(max_examples=200, deadline=None)
+def test_codes_stay_inside_qmin_qmax(args, x):
+    _, _, qp = args
+    q = quantize(x, qp).astype(np.int64)
+    assert q.min() >= qp.qmin and q.max() <= qp.qmax
+    assert quantize(x, qp, rounding="half_away").astype(np.int64).max() <= qp.qmax
+
+
+@given(range_and_params())
+@settings(max_examples=200, deadline=None)
+def test_real_zero_is_exactly_representable(args):
+    _, _, qp = args
+    assert quantize([0.0], qp)[0] == qp.zero_point
+    assert fake_quantize(np.array([0.0]), qp)[0] == 0.0
+
+
+@given(range_and_params(), hnp.arrays(np.float64, st.integers(1, 40), elements=finite))
+@settings(max_examples=200, deadline=None)
+def test_quantize_dequantize_quantize_is_quantize(args, x):
+    _, _, qp = args
+    q = quantize(x, qp)
+    np.testing.assert_array_equal(quantize(dequantize(q, qp), qp), q)
+
+
+@given(range_and_params(), hnp.arrays(np.float64, st.integers(1, 40), elements=finite))
+@settings(max_examples=200, deadline=None)
+def test_fake_quantize_is_idempotent(args, x):
+    _, _, qp = args
+    y = fake_quantize(x, qp)
+    np.testing.assert_array_equal(fake_quantize(y, qp), y)
+
+
+@given(range_and_params(), hnp.arrays(np.float64, st.integers(2, 40), elements=finite))
+@settings(max_examples=200, deadline=None)
+def test_quantize_is_monotonic(args, x):
+    _, _, qp = args
+    xs = np.sort(x)
+    q = quantize(xs, qp).astype(np.int64)
+    assert np.all(np.diff(q) >= 0)
+
+
+@given(range_and_params(symmetric=False))
+@settings(max_examples=200, deadline=None)
+def test_asymmetric_range_covers_the_data_range_up_to_half_a_step(args):
+    lo, hi, qp = args
+    r_lo, r_hi = qp.range
+    lo0, hi0 = min(lo, 0.0), max(hi, 0.0)
+    assert r_lo <= lo0 + qp.scale / 2 * (1 + 1e-9) + 1e-12
+    assert r_hi >= hi0 - qp.scale / 2 * (1 + 1e-9) - 1e-12
+
+
+@given(st.floats(1e-3, 1e3), bits_st, st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_symmetric_grid_is_symmetric_around_zero(amax, bits, narrow):
+    qp = qparams_from_range(-amax / 3, amax, bits=bits, symmetric=True, narrow_range=narrow)
+    assume(qp.scale > MIN_SCALE)  # below that, the documented PyTorch-style floor on S applies
+    x = np.array([amax, -amax, amax / 3, -amax / 3])
+    y = fake_quantize(x, qp)
+    assert y[0] == -y[1] and y[2] == -y[3]
+    assert y[0] == pytest.approx(amax)
+
+
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=5), elements=finite),
+       st.data(), bits_st, st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_per_axis_equals_looping_per_tensor(x, data, bits, sym):
+    axis = data.draw(st.integers(0, x.ndim - 1))
+    qp = qparams_from_tensor(x, bits=bits, symmetric=sym, axis=axis)
+    y = fake_quantize(x, qp)
+    for c in range(x.shape[axis]):
+        xc = np.take(x, c, axis=axis)
+        qc = qparams_from_tensor(xc, bits=bits, symmetric=sym)
+        np.testing.assert_array_equal(np.take(y, c, axis=axis), fake_quantize(xc, qc))
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), bits_st, st.booleans(), st.data())
+@settings(max_examples=100, deadline=None)
+def test_block_wise_equals_looping_per_tensor(rows, n_blocks, g, bits, sym, data):
+    x = data.draw(hnp.arrays(np.float64, (rows, n_blocks * g), elements=finite))
+    qp = qparams_from_tensor(x, bits=bits, symmetric=sym, axis=1, group_size=g)
+    y = fake_quantize(x, qp)
+    for r in range(rows):
+        for b in range(n_blocks):
+            blk = x[r, b * g:(b + 1) * g]
+            np.testing.assert_array_equal(y[r, b * g:(b + 1) * g], fake_quantize(blk, qparams_from_tensor(blk, bits=bits, symmetric=sym)))
+
+
+@given(range_and_params(), hnp.arrays(np.float32, st.integers(1, 30), elements=st.floats(-1e4, 1e4, width=32)))
+@settings(max_examples=100, deadline=None)
+def test_half_even_and_half_away_differ_by_at_most_one_code(args, x):
+    _, _, qp = args
+    a = quantize(x, qp).astype(np.int64)
+    b = quantize(x, qp, rounding="half_away").astype(np.int64)
+    assert np.all(np.abs(a - b) <= 1)
+
+
+@given(st.integers(2, 16), st.booleans())
+@settings(max_examples=50, deadline=None)
+def test_more_bits_never_increase_the_step(bits, sym):
+    assume(bits < 16)
+    a = qparams_from_range(-1.3, 2.7, bits=bits, symmetric=sym)
+    b = qparams_from_range(-1.3, 2.7, bits=bits + 1, symmetric=sym)
+    assert b.scale < a.scale
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: qparams_from_range(1.0, -1.0), "upside down"),
+        (lambda: qparams_from_range(np.nan, 1.0), "NaN"),
+        (lambda: qparams_from_range(-np.inf, 1.0), "infinite"),
+        (lambda: qparams_from_range(-1.0, 1.0, bits=1), "bits=1 is out of range"),
+        (lambda: qparams_from_range(-1.0, 1.0, bits=17), "bits=17 is out of range"),
+        (lambda: qparams_from_range(-1.0, 1.0, bits=8.5), "whole number"),
+        (lambda: qparams_from_range(-1.0, 1.0, scale_rule="foo"), "scale_rule"),
+        (lambda: qparams_from_range([-1.0, -2.0], [1.0, 2.0]), "per-tensor quantization needs a single"),
+        (lambda: qparams_from_range(-1.0, 1.0, axis=0), "needs arrays"),
+        (lambda: qparams_from_range(-1.0, 1.0, group_size=4), "group_size needs an axis"),
+        (lambda: qparams_from_range([-1.0], [1.0, 2.0], axis=0), "shape"),
+        (lambda: qparams_from_tensor(np.zeros((4, 6)), axis=2), "out of bounds"),
+        (lambda: qparams_from_tensor(np.zeros((4, 6)), axis=1, group_size=4), "does not divide"),
+        (lambda: qparams_from_tensor(np.zeros((4, 6)), axis=1, group_size=0), "positive integer"),
+        (lambda: qparams_from_tensor(np.zeros((4, 6)), axis=1.5), "axis must be an integer"),
+        (lambda: quantize([], qparams_from_range(-1, 1)), "empty"),
+        (lambda: quantize([1.0, np.nan], qparams_from_range(-1, 1)), "NaN"),
+        (lambda: quantize(np.array([1, 2], dtype=np.int32), qparams_from_range(-1, 1)), "integer dtype"),
+        (lambda: quantize(["a"], qparams_from_range(-1, 1)), "real numbers"),
+        (lambda: quantize([1.0], qparams_from_range(-1, 1), rounding="up"), "rounding"),
+        (lambda: quantize([1.0], {"scale": 1.0}), "QParams"),
+        (lambda: dequantize(np.array([256]), qparams_from_range(-1, 1)), r"\[qmin, qmax\]"),
+        (lambda: dequantize(np.array([-1]), qparams_from_range(-1, 1)), r"\[qmin, qmax\]"),
+        (lambda: dequantize(np.array([0.5]), qparams_from_range(-1, 1)), "integer codes"),
+        (lambda: dequantize(np.array([], dtype=np.int8), qparams_from_range(-1, 1)), "empty"),
+        (lambda: QParams(scale=0.0, zero_point=0, qmin=0, qmax=255, bits=8), "scale must be > 0"),
+        (lambda: QParams(scale=-1.0, zero_point=0, qmin=0, qmax=255, bits=8), "scale must be > 0"),
+        (lambda: QParams(scale=1.0, zero_point=300, qmin=0, qmax=255, bits=8), "outside"),
+        (lambda: QParams(scale=1.0, zero_point=1.5, qmin=0, qmax=255, bits=8), "whole numbers"),
+        (lambda: QParams(scale=1.0, zero_point=0, qmin=0, qmax=300, bits=8), "valid 8-bit"),
+        (lambda: QParams(scale=[1.0, 2.0], zero_point=[0], qmin=0, qmax=255, bits=8, axis=0), "must match"),
+        (lambda: fake_quantize(np.zeros((3, 4)), qparams_from_tensor(np.ones((4, 4)), axis=0)), "4 channels"),
+        (lambda: seed_scale(0.0, 0.0), "zero-width"),
+        (lambda: step_from_seed_scale(0.0), "positive"),
+    ],
+)
+def test_bad_input_gives_a_clear_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
