@@ -6,8 +6,11 @@ Every formula of the course is one small function here; the notebooks call them.
 from .linear import *  # noqa: F401,F403
 from .metrics import *  # noqa: F401,F403
 from .bn import *  # noqa: F401,F403
+from .snpe import *  # noqa: F401,F403
 from . import data, nn  # noqa: F401
 from .data import load_digits  # noqa: F401
 from .nn import reference_model  # noqa: F401
+from . import integer  # noqa: F401
+from .integer import quantize_multiplier, multiply_by_quantized_multiplier  # noqa: F401
 
 __version__ = "0.1.0"
