@@ -12,5 +12,6 @@ from .data import load_digits  # noqa: F401
 from .nn import reference_model  # noqa: F401
 from . import integer  # noqa: F401
 from .integer import quantize_multiplier, multiply_by_quantized_multiplier  # noqa: F401
+from . import qat  # noqa: F401
 
 __version__ = "0.1.0"
