@@ -1,0 +1,224 @@
+"""Tests for qlib.integer: TFLite/gemmlowp vectors, properties, the int8 layer, the integer model."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qlib
+from qlib.integer import (
+    INT32_MAX,
+    INT32_MIN,
+    accumulate_expanded,
+    accumulator_bound,
+    dequantize_multiplier,
+    fixed_point_multiply,
+    fold_zero_points,
+    integer_linear_from_codes,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    requantize,
+    requantize_float,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
+
+int32s = st.integers(INT32_MIN, INT32_MAX)
+
+
+# ----------------------------------------------------------------------------- quantize_multiplier
+# TFLite's quantization_util_test.cc (QuantizeMultiplier) and the issue's list.
+TFLITE_VECTORS = [
+    (0.0, (0, 0)),
+    (0.125, (1073741824, -2)),
+    (0.25, (1073741824, -1)),
+    (0.5, (1073741824, 0)),
+    (0.75, (1610612736, 0)),
+    (1.0, (1073741824, 1)),
+    (1.25, (1342177280, 1)),
+    (2.0, (1073741824, 2)),
+    (4.0, (1073741824, 3)),
+    (2.0**-31, (1073741824, -30)),
+    (2.0**-32, (1073741824, -31)),
+    (2.0**-33, (0, 0)),
+    (2.0**-32 * 0.99, (0, 0)),
+]
+
+
+@pytest.mark.parametrize("M, expected", TFLITE_VECTORS)
+def test_quantize_multiplier_tflite_vectors(M, expected):
+    assert quantize_multiplier(M) == expected
+
+
+def test_quantize_multiplier_rounds_up_to_next_power_of_two():
+    # q = 1 - 2^-40 rounds to 2^31 in Q31 -> TFLite halves M0 and increments the shift
+    assert quantize_multiplier(1 - 2.0**-40) == (1073741824, 1)
+    # 0.1 = 0.8 * 2^-3; 0.8 * 2^31 = 1717986918.4 -> 1717986918
+    assert quantize_multiplier(0.1) == (1717986918, -3)
+
+
+def test_quantize_multiplier_vectorized_matches_scalar():
+    ms = np.array([0.0, 0.3, 0.75, 1.25, 2.0**-33, 0.001])
+    M0, shift = quantize_multiplier(ms)
+    assert M0.shape == shift.shape == (6,)
+    assert [quantize_multiplier(float(m)) for m in ms] == list(zip(M0.tolist(), shift.tolist()))
+
+
+@pytest.mark.parametrize("bad", [-0.5, -1e-30, float("nan"), float("inf"), 2.0**31, "0.5", [], [0.5, -0.1]])
+def test_quantize_multiplier_bad_input(bad):
+    with pytest.raises(ValueError):
+        quantize_multiplier(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=2.0**-32, max_value=2.0**30, allow_nan=False, allow_infinity=False))
+def test_quantize_multiplier_is_a_q31_approximation(M):
+    M0, shift = quantize_multiplier(M)
+    assert 2**30 <= M0 <= INT32_MAX
+    approx = Fraction(M0) * Fraction(2) ** (shift - 31)
+    # half a unit in the last place of a 31-bit mantissa: relative error <= 2^-31
+    assert abs(approx - Fraction(M)) <= Fraction(M) * Fraction(1, 2**31)
+    assert dequantize_multiplier(M0, shift) == float(approx)
+
+
+# ----------------------------------------------------------------------------- gemmlowp primitives
+def test_srdhm_hand_values():
+    q30 = 2**30  # 0.5 in Q31
+    assert saturating_rounding_doubling_high_mul(q30, q30) == 2**29  # 0.5 * 0.5 = 0.25
+    assert saturating_rounding_doubling_high_mul(INT32_MAX, INT32_MAX) == INT32_MAX - 1
+    assert saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MAX) == -INT32_MAX
+    # ties: +1.5 -> 2, -1.5 -> -1 (nudge 1 - 2^30 for negatives), -2.5 -> -2, 2.5 -> 3
+    assert saturating_rounding_doubling_high_mul([3, -3, 5, -5], q30).tolist() == [2, -1, 3, -2]
+    # non-ties round to nearest: -7 * 0.5 = -3.5 -> -3 ; -7 * 0.75 = -5.25 -> -5
+    assert saturating_rounding_doubling_high_mul(-7, 3 * 2**29) == -5
+
+
+def test_srdhm_int32_min_squared_saturates():
+    out = saturating_rounding_doubling_high_mul(np.array([INT32_MIN, INT32_MIN]), np.array([INT32_MIN, INT32_MIN + 1]))
+    assert out.tolist() == [INT32_MAX, INT32_MAX]  # the second one is 2^31 - 1 after rounding: no overflow
+    assert out.dtype == np.int32
+
+
+def test_rounding_divide_by_pot_hand_values():
+    assert rounding_divide_by_pot([5, 6, 7, -5, -6, -7], 1).tolist() == [3, 3, 4, -3, -3, -4]
+    assert rounding_divide_by_pot([12, 13, 14, -12, -13, -14], 3).tolist() == [2, 2, 2, -2, -2, -2]  # 1.5, 1.625, 1.75
+    assert rounding_divide_by_pot([11, -11], 3).tolist() == [1, -1]  # 1.375
+    assert rounding_divide_by_pot(INT32_MIN, 31) == -1
+    assert rounding_divide_by_pot(INT32_MAX, 31) == 1
+    assert rounding_divide_by_pot(-1, 31) == 0
+    assert rounding_divide_by_pot(17, 0) == 17
+    # per-element exponents broadcast
+    assert rounding_divide_by_pot([10, 10, 10], [0, 1, 2]).tolist() == [10, 5, 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(int32s, st.integers(0, 31))
+def test_rounding_divide_by_pot_is_round_half_away(x, e):
+    exact = Fraction(x, 2**e)
+    got = rounding_divide_by_pot(x, e)
+    assert abs(got - exact) <= Fraction(1, 2)
+    if abs(got - exact) == Fraction(1, 2):  # a tie goes away from zero
+        assert abs(got) > abs(exact)
+
+
+@pytest.mark.parametrize("bad", [dict(x=2**31, e=1), dict(x=1, e=32), dict(x=1, e=-1), dict(x=1.5, e=1)])
+def test_rounding_divide_by_pot_bad_input(bad):
+    with pytest.raises(ValueError):
+        rounding_divide_by_pot(bad["x"], bad["e"])
+
+
+# ----------------------------------------------------------------------------- multiply_by_quantized_multiplier
+def test_mbqm_hand_values():
+    M0, shift = quantize_multiplier(0.25)
+    # 6 * 0.25 = 1.5: double rounding goes away from zero, single rounding goes up
+    assert multiply_by_quantized_multiplier([6, -6], M0, shift).tolist() == [2, -2]
+    assert multiply_by_quantized_multiplier([6, -6], M0, shift, rounding="single").tolist() == [2, -1]
+    M0, shift = quantize_multiplier(3.0)  # left shift 2 then * 0.75
+    assert multiply_by_quantized_multiplier([7, -7, 0], M0, shift).tolist() == [21, -21, 0]
+
+
+def test_double_rounding_differs_from_single_rounding():
+    # M = (2^30 + 1) / 2^33 (just above 1/8): the double path first rounds x * M to quarters (right
+    # shift 2), then to an integer; a value like 2.49 becomes 2.5 then 3, while single rounding gives 2
+    M0, shift = 1073741825, -2
+    x = np.arange(1, 200_000, dtype=np.int64)
+    d = multiply_by_quantized_multiplier(x, M0, shift)
+    s = multiply_by_quantized_multiplier(x, M0, shift, rounding="single")
+    exact = [Fraction(int(v) * M0, 2**33) for v in x[d != s]]
+    assert len(exact) > 0  # double rounding really is different sometimes ...
+    # ... and only where the exact product is within one first-stage step (1/2^2) of a tie
+    assert all(abs(e - (e.numerator // e.denominator) - Fraction(1, 2)) <= Fraction(1, 8) for e in exact)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-(2**24), 2**24), st.floats(min_value=2.0**-31, max_value=4.0))
+def test_mbqm_close_to_real_product(x, M):
+    """The issue's property: integer x * M within 1 of the real x * M."""
+    M0, shift = quantize_multiplier(M)
+    for rounding in ("double", "single"):
+        got = multiply_by_quantized_multiplier(x, M0, shift, rounding=rounding)
+        assert abs(Fraction(got) - Fraction(x) * Fraction(M)) <= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(int32s, st.integers(2**30, INT32_MAX), st.integers(-31, 0))
+def test_mbqm_single_rounding_is_exactly_round_half_up(x, M0, shift):
+    exact = Fraction(x * M0, 2 ** (31 - shift))
+    got = multiply_by_quantized_multiplier(x, M0, shift, rounding="single")
+    assert got == (exact + Fraction(1, 2)).__floor__()
+
+
+@settings(max_examples=300, deadline=None)
+@given(int32s, st.integers(0, INT32_MAX), st.integers(-31, 0))
+def test_mbqm_double_rounding_error_bound(x, M0, shift):
+    """Two roundings: at most 1/2 (final) + 1/2^(right+1) (first) away from the exact x * M0 / 2^(31-shift)."""
+    exact = Fraction(x * M0, 2 ** (31 - shift))
+    got = multiply_by_quantized_multiplier(x, M0, shift)
+    assert abs(got - exact) <= Fraction(1, 2) + Fraction(1, 2 ** (1 - shift))
+
+
+def test_mbqm_vectorized_per_channel():
+    M = np.array([0.1, 0.5, 1.5])
+    M0, shift = quantize_multiplier(M)
+    acc = np.array([[100, 100, 100], [-37, 41, -1000]], dtype=np.int32)
+    got = multiply_by_quantized_multiplier(acc, M0, shift)
+    assert got.tolist() == [[10, 50, 150], [-4, 21, -1500]]  # -3.7, 20.5 (tie, away), -1500
+    assert fixed_point_multiply(acc, M).tolist() == got.tolist()
+
+
+def test_mbqm_does_not_mutate_inputs():
+    x = np.array([1, -2, 3], dtype=np.int32)
+    M0 = np.array([2**30, 2**30, 2**30])
+    x0, m00 = x.copy(), M0.copy()
+    multiply_by_quantized_multiplier(x, M0, -1)
+    assert np.array_equal(x, x0) and np.array_equal(M0, m00)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(x=[2**30], M0=2**30, shift=2), "overflows int32"),          # x * 2^2 > INT32_MAX
+    (dict(x=[2**31], M0=2**30, shift=0), r"\[-2147483648, 2147483647\]"),  # x not an int32
+    (dict(x=[1.5], M0=2**30, shift=0), "integers"),
+    (dict(x=[1], M0=-5, shift=0), "M0"),
+    (dict(x=[1], M0=2**31, shift=0), "M0"),
+    (dict(x=[1], M0=2**30, shift=32), "shift"),
+    (dict(x=[1], M0=2**30, shift=-32), "shift"),
+    (dict(x=[1], M0=2**30, shift=0, rounding="nearest"), "rounding"),
+    (dict(x=[1], M0=2**30, shift=31, rounding="single"), "shift <= 30"),
+])
+def test_mbqm_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        multiply_by_quantized_multiplier(**kwargs)
+
+
+def test_fixed_point_multiply_rejects_bad_multiplier():
+    with pytest.raises(ValueError, match=">= 0"):
+        fixed_point_multiply([1, 2], -0.5)
+    with pytest.raises(ValueError, match="finite"):
+        fixed_point_multiply([1, 2], float("nan"))
+
+
+def test_top_level_names():
+    assert qlib.quantize_multiplier is quantize_multiplier
+    assert qlib.multiply_by_quantized_multiplier is multiply_by_quantized_multiplier
