@@ -1,0 +1,377 @@
+"""qlib.snpe: the seed's SNPE examples, AIMET's invariants, bitwidth flags, JSON schema and round trip."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qlib
+from qlib.linear import QParams, dequantize, qparams_from_range, qparams_from_tensor, quantize
+from qlib.snpe import (
+    SNPE_MIN_RANGE,
+    SnpeEncoding,
+    check_snpe_bitwidth,
+    encoding_entry,
+    encoding_to_qparams,
+    encodings_json,
+    load_encodings,
+    qparams_to_encoding,
+    snpe_bias_encoding,
+    snpe_bitwidths,
+    snpe_channel_encodings,
+    snpe_encoding,
+    snpe_encoding_steps,
+    snpe_model_encodings,
+    to_encodings_dict,
+)
+
+# ----------------------------------------------------------------------------- the seed's examples
+
+
+def test_seed_example_mixed_signs():
+    # S' = 255 / 2.3 = 110.869565, Z = 199.565217 -> 200, encoding [-1.803922, 0.496078]
+    s = snpe_encoding_steps(-1.8, 0.5)
+    assert 1 / s.delta == pytest.approx(110.869565, abs=1e-6)
+    assert s.zero_real == pytest.approx(199.565217, abs=1e-6)
+    assert s.zero_point == 200 and s.offset == -200
+    enc = snpe_encoding(-1.8, 0.5)
+    assert f"{enc.min:.6f} {enc.max:.6f}" == "-1.803922 0.496078"
+    assert enc.bitwidth == 8 and enc.is_symmetric is False
+    x = np.array([-1.8, -1.0, 0.0, 0.5])
+    q = quantize(x, enc.to_qparams())
+    np.testing.assert_array_equal(q, [0, 89, 200, 255])
+    r = dequantize(q, enc.to_qparams())
+    assert [f"{v:.4f}" for v in r] == ["-1.8039", "-1.0012", "0.0000", "0.4961"]
+
+
+def test_seed_tie_example_and_the_float_trap():
+    # [-5.1, 5.1]: S' = 25, Z = 127.5 -> 128, encoding [-5.12, 5.08]
+    s = snpe_encoding_steps(-5.1, 5.1)
+    assert s.zero_real == 127.50000000000001  # AIMET's order: -min / ((max - min) / 255)
+    assert 25.0 * 5.1 == 127.49999999999999  # the seed's order S' * (-min) lands just below the tie
+    assert s.zero_point == 128 and s.offset == -128
+    enc = snpe_encoding(-5.1, 5.1)
+    assert enc.min == pytest.approx(-5.12, abs=1e-12)
+    assert enc.max == pytest.approx(5.08, abs=1e-12)
+    assert enc.max - enc.min == pytest.approx(10.2, abs=1e-12)
+
+
+def test_all_positive_and_all_negative_ranges():
+    e = snpe_encoding(5.0, 10.0)
+    assert (e.min, e.max, e.offset) == (0.0, 10.0, 0)
+    assert e.scale == pytest.approx(10 / 255)
+    e = snpe_encoding(-20.0, -6.0)
+    assert e.min == pytest.approx(-20.0, abs=1e-12) and e.max == pytest.approx(0.0, abs=1e-12)
+    assert e.offset == -255
+    q = quantize(np.array([-20.0, -6.0, 0.0]), e.to_qparams())
+    np.testing.assert_array_equal(q, [0, 179, 255])  # -6 / (20/255) = -76.5 -> half-even -76 -> 255-76
+
+
+def test_exact_tie_rounds_half_away_like_aimet():
+    # [-126.5, 128.5]: delta = 1, -min/delta = 126.5 -> 127 (half-even would give 126)
+    s = snpe_encoding_steps(-126.5, 128.5)
+    assert s.delta == 1.0 and s.zero_real == 126.5
+    assert s.offset == -127
+    assert snpe_encoding(-126.5, 128.5).min == -127.0
+    s = snpe_encoding_steps(-2.5, 252.5)
+    assert s.offset == -3  # 2.5 -> 3 (half-even: 2)
+
+
+def test_range_smaller_than_min_range():
+    e = snpe_encoding(-0.004, 0.003)  # max is pushed to min + 0.01 = 0.006; only max moves
+    assert e.scale == pytest.approx(0.01 / 255)
+    assert e.offset == -102
+    assert e.min == pytest.approx(-0.004) and e.max == pytest.approx(0.006)
+    e = snpe_encoding(0.0, 0.0)  # zero-width: legal, [0, 0.01]
+    assert (e.min, e.offset) == (0.0, 0) and e.max == pytest.approx(SNPE_MIN_RANGE)
+    assert quantize(np.zeros(3), e.to_qparams()).tolist() == [0, 0, 0]
+    e = snpe_encoding(-0.02, -0.015)  # all negative, range 0.02 >= 0.01: untouched
+    assert e.offset == -255
+    # widened to [-0.003, 0], max -> 0.007; -min/delta = 0.003 * 25500 = 76.5, a tie -> 77
+    e = snpe_encoding(-0.003, -0.001)
+    assert e.offset == -77
+    assert e.min == pytest.approx(-77 * 0.01 / 255) and e.max == pytest.approx(0.01 - 77 * 0.01 / 255)
+
+
+def test_16_bit_encoding():
+    e = snpe_encoding(-1.8, 0.5, bitwidth=16)
+    assert e.scale == pytest.approx(2.3 / 65535)
+    assert e.offset == -round(1.8 / (2.3 / 65535))
+    qp = e.to_qparams()
+    assert (qp.qmin, qp.qmax, qp.bits) == (0, 65535, 16)
+
+
+def test_steps_accept_numpy_scalars_and_one_element_arrays():
+    a = snpe_encoding(np.float32(-1.8), np.array([0.5]))
+    b = snpe_encoding(float(np.float32(-1.8)), 0.5)
+    assert a == b
+
+
+# ----------------------------------------------------------------------------- properties
+
+ranges = st.tuples(st.floats(-1e4, 1e4, allow_nan=False), st.floats(-1e4, 1e4, allow_nan=False)).map(sorted)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ranges, st.sampled_from([8, 16]))
+def test_aimet_invariants(r, bits):
+    lo, hi = r
+    e = snpe_encoding(lo, hi, bits)
+    # AIMET's invariant: min + delta * (-offset) == 0, so real 0 is exactly code -offset
+    assert e.min + e.scale * (-e.offset) == 0.0
+    assert -(2**bits - 1) <= e.offset <= 0
+    assert e.min <= 0.0 <= e.max
+    # the width is kept (only the position moves, by less than half a step)
+    width = max(max(hi, 0) - min(lo, 0), SNPE_MIN_RANGE)
+    assert e.max - e.min == pytest.approx(width, rel=1e-9)
+    assert abs(e.min - min(lo, 0)) <= e.scale / 2 * (1 + 1e-9)
+    # quantize/dequantize through QParams: 0 round-trips exactly, codes stay on the grid
+    qp = e.to_qparams()
+    assert dequantize(quantize(np.array([0.0]), qp), qp)[0] == 0.0
+    assert qp.zero_point == -e.offset
+
+
+@settings(max_examples=150, deadline=None)
+@given(ranges)
+def test_matches_qlib_min_max_away_from_ties(r):
+    # snpe_encoding and qparams_from_range share AIMET's order; they differ only at exact ties
+    lo, hi = r
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo < SNPE_MIN_RANGE:
+        return
+    e, qp = snpe_encoding(lo, hi), qparams_from_range(lo, hi)
+    assert e.scale == pytest.approx(qp.scale, rel=1e-12)
+    z = snpe_encoding_steps(lo, hi).zero_real
+    if abs(z - np.floor(z) - 0.5) > 1e-9:
+        assert e.zero_point == qp.zero_point
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranges, st.sampled_from([8, 16]))
+def test_qparams_encoding_round_trip(r, bits):
+    e = snpe_encoding(r[0], r[1], bits)
+    assert qparams_to_encoding(e.to_qparams()).offset == e.offset
+    assert qparams_to_encoding(e.to_qparams()).scale == e.scale
+
+
+# ----------------------------------------------------------------------------- offsets (design section 3)
+
+
+def test_offset_is_qmin_minus_zero_point():
+    assert qparams_to_encoding(qparams_from_range(-1.0, 1.0, symmetric=True)).offset == -128
+    assert qparams_to_encoding(qparams_from_range(-1.0, 1.0, bits=16, symmetric=True)).offset == -32768
+    assert qparams_to_encoding(qparams_from_range(-1.0, 1.0, symmetric=True, narrow_range=True)).offset == -127
+    assert qparams_to_encoding(qparams_from_range(-1.8, 0.5)).offset == -200
+    e = qparams_to_encoding(qparams_from_range(-1.0, 1.0, symmetric=True))
+    assert e.is_symmetric and e.min == pytest.approx(-128 / 127) and e.max == pytest.approx(1.0)
+
+
+def test_symmetric_encoding_back_to_signed_qparams():
+    qp = qparams_from_range(-0.3, 1.0, symmetric=True)
+    back = encoding_to_qparams(qparams_to_encoding(qp))
+    assert (back.qmin, back.qmax, back.zero_point, back.scale) == (-128, 127, 0, qp.scale)
+    narrow = qparams_from_range(-0.3, 1.0, symmetric=True, narrow_range=True)
+    back = encoding_to_qparams(qparams_to_encoding(narrow))
+    assert (back.qmin, back.qmax) == (-127, 127)
+
+
+def test_per_channel_encodings_are_lists():
+    w = np.array([[-1.0, 0.5, 0.2], [0.0, 2.0, 1.0], [-0.1, -0.3, -0.2]])
+    qp = qparams_from_tensor(w, symmetric=True, axis=0)
+    encs = qparams_to_encoding(qp)
+    assert isinstance(encs, list) and len(encs) == 3
+    assert [e.offset for e in encs] == [-128, -128, -128]
+    np.testing.assert_allclose([e.scale for e in encs], [1 / 127, 2 / 127, 0.3 / 127])
+    back = encoding_to_qparams(encs)
+    assert back.granularity == "per-channel" and back.axis == 0
+    np.testing.assert_array_equal(back.scale, qp.scale)
+    chan = snpe_channel_encodings(w, axis=0)
+    assert [e.offset for e in chan] == [-170, 0, -255]
+
+
+def test_bias_encoding_32_bit():
+    e = snpe_bias_encoding(0.01, 0.002)
+    assert e.scale == pytest.approx(2e-5) and e.offset == -(2**31) and e.bitwidth == 32 and e.is_symmetric
+    qp = e.to_qparams()
+    assert (qp.qmin, qp.qmax, qp.zero_point) == (-(2**31), 2**31 - 1, 0)
+    b = np.array([0.123456, -0.5, 0.0])
+    q = quantize(b, qp)
+    np.testing.assert_array_equal(q, [6173, -25000, 0])  # 0.123456 / 2e-5 = 6172.8
+    per_ch = snpe_bias_encoding(0.01, np.array([0.002, 0.004]))
+    assert [x.scale for x in per_ch] == pytest.approx([2e-5, 4e-5])
+
+
+# ----------------------------------------------------------------------------- bitwidth flags
+
+
+def test_bitwidth_flags():
+    assert snpe_bitwidths() == {"weights": 8, "activations": 8, "bias": 8}
+    assert snpe_bitwidths(weights_bitwidth=16, act_bitwidth=16, bias_bitwidth=32) == {
+        "weights": 16, "activations": 16, "bias": 32}
+    assert snpe_bitwidths(bitwidth=16) == {"weights": 16, "activations": 16, "bias": 16}
+    with pytest.raises(ValueError, match="can't be mixed with --act_bitwidth"):
+        snpe_bitwidths(bitwidth=8, act_bitwidth=16)
+    with pytest.raises(ValueError, match="--bias_bitwidth"):
+        snpe_bitwidths(bias_bitwidth=16)
+    with pytest.raises(ValueError, match="--weights_bitwidth"):
+        snpe_bitwidths(weights_bitwidth=32)
+    with pytest.raises(ValueError, match="8 or 16"):
+        snpe_bitwidths(bitwidth=32)
+
+
+@pytest.mark.parametrize("bits", [4, 7, 12, 64, 8.5, True, "8", None])
+def test_bad_bitwidths(bits):
+    with pytest.raises(ValueError):
+        snpe_encoding(-1.0, 1.0, bitwidth=bits)
+
+
+def test_kind_restricts_bitwidth():
+    assert check_snpe_bitwidth(16, "weights") == 16
+    with pytest.raises(ValueError, match="activations with 8 or 16 bits"):
+        snpe_encoding(-1.0, 1.0, bitwidth=32, kind="activations")
+    with pytest.raises(ValueError, match="bias with 8 or 32 bits"):
+        check_snpe_bitwidth(16, "bias")
+    with pytest.raises(ValueError, match="kind"):
+        check_snpe_bitwidth(8, "gradients")
+
+
+@pytest.mark.parametrize("lo,hi,msg", [
+    (1.0, -1.0, "upside down"),
+    (float("nan"), 1.0, "NaN"),
+    (-1.0, float("inf"), "infinite"),
+    ([-1.0, -2.0], [1.0, 2.0], "snpe_channel_encodings"),
+    ([], 1.0, "empty"),
+])
+def test_bad_ranges(lo, hi, msg):
+    with pytest.raises(ValueError, match=msg):
+        snpe_encoding(lo, hi)
+
+
+def test_inputs_not_mutated():
+    w = np.array([[-1.0, 0.5], [0.0, 2.0]])
+    before = w.copy()
+    snpe_channel_encodings(w)
+    np.testing.assert_array_equal(w, before)
+
+
+# ----------------------------------------------------------------------------- encodings JSON
+
+
+def _check_entry_schema(entry):
+    assert set(entry) == {"bitwidth", "dtype", "is_symmetric", "min", "max", "offset", "scale"}
+    assert isinstance(entry["bitwidth"], int) and entry["dtype"] == "int"
+    assert entry["is_symmetric"] in ("True", "False")
+    assert isinstance(entry["offset"], int) and entry["offset"] <= 0
+    assert all(isinstance(entry[k], float) for k in ("min", "max", "scale"))
+    assert entry["min"] <= 0.0 <= entry["max"] and entry["scale"] > 0
+
+
+@pytest.fixture(scope="module")
+def reference_encodings():
+    model = qlib.reference_model()
+    x = qlib.load_digits().X_train
+    return model, snpe_model_encodings(model, x, bias_bitwidth=32, per_channel=True)
+
+
+def test_reference_model_json_schema(reference_encodings):
+    model, (acts, params) = reference_encodings
+    d = json.loads(encodings_json(acts, params))
+    assert list(d) == ["activation_encodings", "param_encodings"]
+    assert list(d["activation_encodings"]) == ["input", "fc1", "relu1", "fc2", "relu2", "fc3"]
+    assert list(d["param_encodings"]) == [f"fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")]
+    for section in d.values():
+        for name, entries in section.items():
+            assert isinstance(entries, list)
+            for e in entries:
+                _check_entry_schema(e)
+    for act in d["activation_encodings"].values():
+        assert len(act) == 1 and act[0]["is_symmetric"] == "False" and act[0]["bitwidth"] == 8
+    for layer in model.linear_layers:
+        w = d["param_encodings"][f"{layer.name}.weight"]
+        assert len(w) == layer.out_features  # one entry per output channel
+        assert all(e["offset"] == -128 and e["is_symmetric"] == "True" for e in w)
+        b = d["param_encodings"][f"{layer.name}.bias"]
+        assert len(b) == layer.out_features and all(e["bitwidth"] == 32 for e in b)
+    # relu outputs are all >= 0: offset 0; the input pixels are in [0, 1]: scale 1/255
+    assert d["activation_encodings"]["relu1"][0]["offset"] == 0
+    assert d["activation_encodings"]["input"][0]["scale"] == pytest.approx(1 / 255)
+
+
+def test_bias_32_scale_is_input_times_weight_scale(reference_encodings):
+    model, (acts, params) = reference_encodings
+    s_in = acts["relu1"].scale  # fc2's input
+    s_w = np.array([e.scale for e in params["fc2.weight"]])
+    np.testing.assert_allclose([e.scale for e in params["fc2.bias"]], s_in * s_w, rtol=1e-15)
+
+
+def test_json_round_trip_gives_same_qparams(reference_encodings, tmp_path):
+    _, (acts, params) = reference_encodings
+    qps = {**{k: encoding_to_qparams(v) for k, v in acts.items()},
+           **{k: encoding_to_qparams(v) for k, v in params.items()}}
+    path = tmp_path / "enc.json"
+    path.write_text(encodings_json({k: qps[k] for k in acts}, {k: qps[k] for k in params}))
+    for source in (path, str(path), path.read_text(), json.loads(path.read_text())):
+        back = load_encodings(source)
+        assert list(back) == list(qps)
+        for name, qp in qps.items():
+            b = back[name]
+            assert (b.qmin, b.qmax, b.bits, b.axis, b.symmetric) == (qp.qmin, qp.qmax, qp.bits, qp.axis, qp.symmetric)
+            np.testing.assert_array_equal(b.scale, qp.scale)
+            np.testing.assert_array_equal(b.zero_point, qp.zero_point)
+    assert list(load_encodings(path, section="param_encodings")) == list(params)
+
+
+def test_json_from_plain_qparams_mapping():
+    # the exporter takes any mapping name -> QParams (notebook 08 passes its PTQ model's)
+    acts = {"x": qparams_from_range(-1.8, 0.5), "y": qparams_from_range(0.0, 6.0, bits=16)}
+    params = {"w": qparams_from_tensor(np.array([[1.0, -2.0], [0.5, 0.25]]), symmetric=True, axis=0),
+              "b": QParams(scale=1e-5, zero_point=0, qmin=-(2**31), qmax=2**31 - 1, bits=32, symmetric=True)}
+    d = to_encodings_dict(acts, params)
+    assert d["activation_encodings"]["x"] == [encoding_entry(snpe_encoding(-1.8, 0.5))] or \
+        d["activation_encodings"]["x"][0]["offset"] == -200
+    assert d["activation_encodings"]["y"][0]["bitwidth"] == 16
+    assert len(d["param_encodings"]["w"]) == 2
+    assert d["param_encodings"]["b"][0]["offset"] == -(2**31)
+    back = load_encodings(d)
+    assert back["b"].qmin == -(2**31) and back["b"].zero_point == 0
+    np.testing.assert_array_equal(back["w"].scale, params["w"].scale)
+
+
+def test_exporter_bad_inputs():
+    with pytest.raises(ValueError, match="mapping"):
+        to_encodings_dict([("x", qparams_from_range(0, 1))], {})
+    with pytest.raises(ValueError, match="'x'"):
+        to_encodings_dict({"x": 0.5}, {})
+    blocked = qparams_from_tensor(np.ones((2, 4)), axis=1, group_size=2)
+    with pytest.raises(ValueError, match="block-wise"):
+        to_encodings_dict({}, {"w": blocked})
+
+
+@pytest.mark.parametrize("data,msg", [
+    ({"foo": {}}, "activation_encodings"),
+    ({"activation_encodings": {"x": []}}, "non-empty list"),
+    ({"activation_encodings": {"x": [{"bitwidth": 8}]}}, "misses"),
+    ({"activation_encodings": {"x": [dict(encoding_entry(snpe_encoding(0, 1)), dtype="float")]}}, "dtype"),
+    ({"activation_encodings": {"x": [dict(encoding_entry(snpe_encoding(0, 1)), is_symmetric="yes")]}},
+     "is_symmetric"),
+    ("{not json", "JSON"),
+    (42, "path, JSON text or a dict"),
+])
+def test_load_bad_inputs(data, msg):
+    with pytest.raises(ValueError, match=msg):
+        load_encodings(data)
+
+
+def test_load_duplicate_names_across_sections():
+    e = encoding_entry(snpe_encoding(0, 1))
+    with pytest.raises(ValueError, match="both sections"):
+        load_encodings({"activation_encodings": {"x": [e]}, "param_encodings": {"x": [e]}})
+
+
+def test_frozen_encoding():
+    e = snpe_encoding(-1.0, 1.0)
+    assert isinstance(e, SnpeEncoding)
+    with pytest.raises(Exception):
+        e.offset = 0
