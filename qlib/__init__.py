@@ -8,6 +8,7 @@ from .metrics import *  # noqa: F401,F403
 from .bn import *  # noqa: F401,F403
 from .snpe import *  # noqa: F401,F403
 from .schemes import *  # noqa: F401,F403
+from .granularity import *  # noqa: F401,F403
 from . import data, nn  # noqa: F401
 from .data import load_digits  # noqa: F401
 from .nn import reference_model  # noqa: F401
