@@ -12,6 +12,8 @@ from .granularity import *  # noqa: F401,F403
 from . import data, nn  # noqa: F401
 from .data import load_digits  # noqa: F401
 from .nn import reference_model  # noqa: F401
+from .observers import *  # noqa: F401,F403
+from . import ptq  # noqa: F401
 from . import integer  # noqa: F401
 from .integer import quantize_multiplier, multiply_by_quantized_multiplier  # noqa: F401
 from . import qat  # noqa: F401

@@ -1,0 +1,727 @@
+"""Observers (calibrators) for post-training quantization, PyTorch-style.
+
+Feed an observer as many batches as you like with ``observe(batch)``, then ask it for the
+clipping range it chose (``range()``) and the quantization parameters for that range
+(``qparams()``)::
+
+    obs = MinMaxObserver(bits=8)
+    for batch in batches:
+        obs.observe(batch)
+    lo, hi = obs.range()
+    qp = obs.qparams()
+
+Batches may have different sizes (and shapes; per-channel observers only need the same
+number of channels). An all-zero batch is legal; an empty batch or one with NaN/inf raises
+``ValueError``. Observers never modify the batches they see.
+
+Two families:
+
+* **range trackers** -- :class:`MinMaxObserver` (running min and max),
+  :class:`MovingAverageMinMaxObserver` (exponential moving average of each batch's min and
+  max, averaging constant 0.01 as in PyTorch and ONNX Runtime, the first batch initialises),
+  :class:`PerChannelMinMaxObserver` (one running min/max per channel);
+* **histogram calibrators** -- they collect a histogram of ``|x|`` (:class:`AbsHistogram`,
+  2048 bins over ``[0, max|x|]``, growing when a later batch holds a larger value, as NVIDIA's
+  pytorch-quantization does) and choose a threshold ``T``: :class:`PercentileObserver`,
+  :class:`EntropyObserver` (KL divergence, TensorRT's method) and :class:`MSEObserver`.
+  Their ``range()`` is ``(0, T)`` for data that never went negative (post-ReLU) and
+  ``(-T, T)`` otherwise.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._validate import as_float_array, check_axis, check_bits, check_choice
+from .linear import SCALE_RULES, QParams, fake_quantize, qparams_from_range
+
+__all__ = [
+    "Observer",
+    "MinMaxObserver",
+    "MovingAverageMinMaxObserver",
+    "PerChannelMinMaxObserver",
+    "AbsHistogram",
+    "HistogramObserver",
+    "PercentileObserver",
+    "EntropyObserver",
+    "MSEObserver",
+    "CALIBRATORS",
+    "make_observer",
+    "ema_update",
+    "kl_levels",
+    "kl_prepare",
+    "kl_distributions",
+    "kl_divergence",
+    "kl_divergence_curve",
+    "kl_threshold",
+    "percentile_threshold",
+    "mse_curve",
+    "mse_threshold",
+]
+
+
+# ============================================================================ formulas
+def ema_update(old, new, averaging_constant: float = 0.01):
+    """Exponential moving average step: ``old + c * (new - old)`` = ``(1 - c) * old + c * new``.
+
+    PyTorch's ``MovingAverageMinMaxObserver`` and ONNX Runtime's ``moving_average`` option
+    use ``c = 0.01`` for both the running min and the running max.
+
+    >>> print(f"{ema_update(1.0, 11.0, 0.01):.2f}")
+    1.10
+    """
+    c = _check_constant(averaging_constant)
+    return old + c * (new - old)
+
+
+def _check_constant(c) -> float:
+    if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 1.0:
+        raise ValueError(f"averaging_constant must lie in (0, 1], got {c!r}")
+    return float(c)
+
+
+def kl_levels(bits: int, unsigned: bool) -> int:
+    """Number of quantized levels ``nq`` the KL method merges the histogram into.
+
+    ``2^(bits-1)`` for signed data (half the codes cover ``[0, T]``), ``2^bits`` for
+    unsigned (post-ReLU) data, as pytorch-quantization's ``1 << (num_bits - 1 + unsigned)``.
+
+    >>> kl_levels(8, unsigned=False), kl_levels(8, unsigned=True), kl_levels(4, False)
+    (128, 256, 8)
+    """
+    bits = check_bits(bits)
+    return 1 << (bits - 1 + int(bool(unsigned)))
+
+
+def _as_hist(hist, name="hist") -> np.ndarray:
+    h = np.asarray(hist)
+    if h.ndim != 1 or h.size < 2:
+        raise ValueError(f"{name} must be a 1-D array of at least 2 bin counts, got shape {h.shape}")
+    if h.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold counts (numbers), got dtype {h.dtype}")
+    h = h.astype(np.float64)
+    if not np.isfinite(h).all() or (h < 0).any():
+        raise ValueError(f"{name} must hold finite, non-negative counts")
+    if h.sum() == 0:
+        raise ValueError(f"{name} is empty (all counts are 0): observe some data first")
+    return h
+
+
+def kl_prepare(hist) -> np.ndarray:
+    """The histogram the KL method works on: a float copy with the zero spike removed, ``bins[0] = bins[1]``.
+
+    Post-ReLU activations pile up exactly at 0; TensorRT's method replaces the first bin's
+    count by its neighbour's so that spike does not dominate the divergence.
+
+    >>> kl_prepare([90, 3, 2, 1])
+    array([3., 3., 2., 1.])
+    """
+    b = _as_hist(hist).copy()
+    b[0] = b[1]
+    return b
+
+
+def kl_distributions(bins, i: int, nq: int):
+    """Reference ``P`` and candidate ``Q`` (both normalised, length ``i``) for threshold bin ``i``.
+
+    TensorRT's method, as pytorch-quantization implements it, on prepared ``bins``
+    (see :func:`kl_prepare`):
+
+    * ``P = bins[:i]`` with the tail ``sum(bins[i:])`` added to its last bin (clipped values
+      land on the threshold);
+    * ``Q``: bin ``j < i`` belongs to group ``floor(j * nq / i)`` (``nq`` groups); each group's
+      total count of ``bins[:i]`` (before the tail is added) is spread evenly over the
+      group's non-empty bins; empty bins stay 0;
+    * both are divided by their sums.
+
+    >>> P, Q = kl_distributions(np.array([4.0, 2.0, 0.0, 2.0, 1.0, 1.0]), i=4, nq=2)
+    >>> P.tolist(), Q.tolist()
+    ([0.4, 0.2, 0.0, 0.4], [0.375, 0.375, 0.0, 0.25])
+    """
+    b = _as_hist(bins, "bins")
+    i, nq = int(i), int(nq)
+    if not 1 <= i <= b.size:
+        raise ValueError(f"i must lie in [1, {b.size}] (a number of bins), got {i}")
+    if nq < 1:
+        raise ValueError(f"nq must be a positive number of levels, got {nq}")
+    group = (np.arange(i) * nq) // i
+    head = b[:i]
+    sums = np.bincount(group, weights=head, minlength=nq)
+    nonzero = np.bincount(group, weights=(head > 0).astype(np.float64), minlength=nq)
+    q = np.where(head > 0, sums[group] / np.maximum(nonzero[group], 1), 0.0)
+    p = head.copy()
+    p[-1] += b[i:].sum()
+    q_sum = q.sum()
+    return p / p.sum(), (q / q_sum if q_sum > 0 else q)
+
+
+def kl_divergence(p, q) -> float:
+    """``KL(P||Q) = sum_j p_j * log(p_j / q_j)`` in nats; terms with ``p_j = 0`` count 0,
+    and ``p_j > 0`` with ``q_j = 0`` gives ``inf``. Inputs are normalised first.
+
+    >>> print(f"{kl_divergence([0.5, 0.5], [0.25, 0.75]):.6f}")
+    0.143841
+    >>> kl_divergence([0.5, 0.5], [1.0, 0.0])
+    inf
+    """
+    p = np.asarray(p, np.float64)
+    q = np.asarray(q, np.float64)
+    if p.shape != q.shape or p.ndim != 1:
+        raise ValueError(f"p and q must be 1-D of the same length, got {p.shape} and {q.shape}")
+    if p.sum() <= 0 or q.sum() <= 0:
+        return float("inf")
+    p, q = p / p.sum(), q / q.sum()
+    m = p > 0
+    if (q[m] == 0).any():
+        return float("inf")
+    return float(np.sum(p[m] * np.log(p[m] / q[m])))
+
+
+def kl_divergence_curve(hist, nq: int, start_bin: int | None = None, stride: int = 1):
+    """``KL(P||Q)`` for every candidate threshold bin ``i = start_bin, start_bin + stride, ..., N``.
+
+    Vectorized over the candidates with prefix sums (no Python loop): for candidate ``i``
+    the groups are the bin ranges ``[ceil(g i / nq), ceil((g+1) i / nq))``, so every group's
+    count and number of non-empty bins is a difference of two cumulative sums. Then
+
+        KL_i = sum_{j<i-1} p_j log p_j  -  sum_g (G'_g / T) log(G_g / (n_g C_i))  +  p_last log(p_last / q_last)
+
+    with ``T`` the total count, ``C_i = sum(bins[:i])``, ``G_g``/``n_g`` the group's count and
+    non-empty bins, ``G'_g`` the same count without bin ``i-1`` (handled in the last term).
+    ``hist`` is the raw histogram (the zero spike is removed here). ``start_bin`` defaults to
+    ``nq``. Candidates whose ``Q`` is all zero get ``inf``. Returns ``(candidates, kl)``.
+
+    >>> i, kl = kl_divergence_curve([4, 2, 0, 2, 1, 1], nq=2, start_bin=2)
+    >>> i.tolist(), [round(float(v), 6) for v in kl]
+    ([2, 3, 4, 5, 6], [0.130812, inf, 0.058892, 0.01031, 0.029446])
+
+    (By hand, ``i = 4``: bins ``[2, 2, 0, 2, 1, 1]`` (zero spike removed), ``P = [2, 2, 0, 2+2]/8``,
+    groups ``{0, 1}`` and ``{2, 3}`` give ``Q = [2, 2, 0, 2]/6``, so
+    ``KL = 0.5 ln(0.25/(1/3)) + 0.5 ln(0.5/(1/3)) = 0.058892``. ``i = 3`` puts the tail on
+    an empty bin: ``q = 0 < p``, infinite divergence.)
+    """
+    b = kl_prepare(hist)
+    n = b.size
+    nq = int(nq)
+    if nq < 1:
+        raise ValueError(f"nq must be a positive number of levels, got {nq}")
+    start = nq if start_bin is None else int(start_bin)
+    if start < 1:
+        raise ValueError(f"start_bin must be >= 1, got {start_bin!r}")
+    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    cand = np.arange(start, n + 1, stride, dtype=np.int64)
+    if cand.size == 0:
+        return cand, np.zeros(0)
+    total = b.sum()
+    c = np.concatenate(([0.0], np.cumsum(b)))
+    nz = np.concatenate(([0], np.cumsum(b > 0)))
+    p_all = b / total
+    plogp = np.zeros_like(p_all)
+    pos = p_all > 0
+    plogp[pos] = p_all[pos] * np.log(p_all[pos])
+    h_pre = np.concatenate(([0.0], np.cumsum(plogp)))
+
+    g = np.arange(nq + 1, dtype=np.int64)
+    edges = (g[None, :] * cand[:, None] + (nq - 1)) // nq        # (ncand, nq+1): ceil(g i / nq)
+    gsum = np.diff(c[edges], axis=1)                              # G_g: count of each group
+    gnz = np.diff(nz[edges], axis=1)                              # n_g: its non-empty bins
+    ci = c[cand]                                                  # C_i = sum(bins[:i])
+    last = cand - 1
+    b_last = b[last]
+    g_last = (last * nq) // cand                                  # the group of bin i-1
+    rows = np.arange(cand.size)
+    gs_last, gn_last = gsum[rows, g_last], gnz[rows, g_last]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = gsum / (gnz * ci[:, None])                        # q_j of the group's non-empty bins
+        ratio[gsum == 0] = 1.0                                    # empty groups contribute 0
+        logq = np.log(ratio)
+        cross = np.einsum("ij,ij->i", gsum, logq) - b_last * logq[rows, g_last]
+        cross /= total
+        q_last = np.where(b_last > 0, gs_last / (gn_last * ci), 0.0)
+        p_last = (b_last + (total - ci)) / total
+        last_term = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
+    kl = h_pre[last] - cross + last_term
+    kl = np.where((ci > 0) & np.isfinite(kl), kl, np.inf)
+    kl = np.maximum(kl, 0.0)  # KL >= 0; prefix sums can leave -1e-17
+    return cand, kl
+
+
+def kl_threshold(hist, bin_edges, bits: int = 8, unsigned: bool = False,
+                 start_bin: int | None = None, stride: int = 1) -> float:
+    """TensorRT's KL (entropy) threshold for a histogram of ``|x|``.
+
+    Candidates ``i`` run from ``start_bin`` (default ``nq``, see :func:`kl_levels`) to all
+    ``N`` bins; the threshold is ``bin_edges[i*]`` for the *last* ``i*`` that minimises
+    ``KL(P||Q)`` (:func:`kl_divergence_curve`). With fewer bins than candidates need (e.g.
+    16-bit), nothing is clipped: the threshold is ``bin_edges[-1]``.
+
+    >>> print(kl_threshold([4, 2, 0, 2, 1, 1], np.linspace(0, 6, 7), bits=2))
+    5.0
+    """
+    edges = as_float_array(bin_edges, "bin_edges")
+    h = _as_hist(hist)
+    if edges.shape != (h.size + 1,):
+        raise ValueError(f"bin_edges must have len(hist) + 1 = {h.size + 1} entries, got {edges.shape}")
+    nq = kl_levels(bits, unsigned)
+    cand, kl = kl_divergence_curve(h, nq, start_bin=start_bin, stride=stride)
+    if cand.size == 0 or not np.isfinite(kl).any():
+        return float(edges[-1])
+    best = cand.size - 1 - int(np.argmin(kl[::-1]))
+    return float(edges[cand[best]])
+
+
+def percentile_threshold(hist, bin_edges, percentile: float = 99.99) -> float:
+    """Smallest bin edge ``T`` with at least ``percentile`` % of the counts at or below it.
+
+    ``T = bin_edges[k + 1]`` for the first bin ``k`` whose cumulative count reaches
+    ``percentile / 100 * total`` (the right edge of the bin holding the percentile).
+
+    >>> print(percentile_threshold([5, 3, 1, 1], [0.0, 1.0, 2.0, 3.0, 4.0], 80))
+    2.0
+    """
+    p = _check_percentile(percentile)
+    h = _as_hist(hist)
+    edges = as_float_array(bin_edges, "bin_edges")
+    if edges.shape != (h.size + 1,):
+        raise ValueError(f"bin_edges must have len(hist) + 1 = {h.size + 1} entries, got {edges.shape}")
+    cum = np.cumsum(h)
+    k = int(np.searchsorted(cum, p / 100.0 * cum[-1], side="left"))
+    return float(edges[min(k, h.size - 1) + 1])
+
+
+def _check_percentile(p) -> float:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 < float(p) <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], e.g. 99.99; got {p!r}")
+    return float(p)
+
+
+def mse_curve(hist, bin_edges, bits: int = 8, signed_data: bool = False, symmetric: bool = False,
+              signed=None, narrow_range: bool = False, scale_rule: str = "qmax", n_candidates: int = 256):
+    """Mean squared quantization error for candidate thresholds ``T`` (a U-shaped curve).
+
+    For each candidate ``T`` (up to ``n_candidates`` bin edges, evenly spread) the range is
+    ``(0, T)`` (or ``(-T, T)`` for ``signed_data``), turned into parameters by
+    :func:`qlib.qparams_from_range` with the given scheme; every bin's centre ``c`` stands for
+    its values and ``MSE(T) = sum_k h_k * e_k / sum_k h_k`` with
+    ``e_k = (fake_quantize(c_k) - c_k)^2`` (for signed data the mean of the errors at ``+c_k``
+    and ``-c_k``). Small ``T``: clipping error; large ``T``: rounding error. Returns ``(T, mse)``.
+
+    Ten values in bin [1, 2) and one in [3, 4), 2-bit unsigned (``S = T/3``): at ``T = 2``
+    the centre 1.5 rounds to 4/3 (error 1/36 each) and 3.5 is clipped to 2 (error 2.25), so
+    ``MSE = (10/36 + 2.25)/11 = 0.229798``:
+
+    >>> T, err = mse_curve([0, 10, 0, 1], [0.0, 1.0, 2.0, 3.0, 4.0], bits=2)
+    >>> T.tolist(), [round(float(e), 6) for e in err]
+    ([1.0, 2.0, 3.0, 4.0], [0.795455, 0.229798, 0.25, 0.04798])
+    """
+    h = _as_hist(hist)
+    edges = as_float_array(bin_edges, "bin_edges").astype(np.float64)
+    if edges.shape != (h.size + 1,):
+        raise ValueError(f"bin_edges must have len(hist) + 1 = {h.size + 1} entries, got {edges.shape}")
+    if isinstance(n_candidates, bool) or not isinstance(n_candidates, numbers.Integral) or n_candidates < 1:
+        raise ValueError(f"n_candidates must be a positive integer, got {n_candidates!r}")
+    n = h.size
+    idx = np.unique(np.linspace(1, n, min(n_candidates, n)).round().astype(np.int64))
+    thr = edges[idx]
+    lo = -thr if signed_data else np.zeros_like(thr)
+    qp = qparams_from_range(lo, thr, bits=bits, symmetric=symmetric, signed=signed,
+                            narrow_range=narrow_range, scale_rule=scale_rule, axis=0)
+    keep = h > 0
+    centers = (0.5 * (edges[:-1] + edges[1:]))[keep]
+    w = h[keep] / h.sum()
+    grid = np.broadcast_to(centers, (thr.size, centers.size))
+    err = (fake_quantize(grid, qp) - grid) ** 2
+    if signed_data:
+        err = 0.5 * (err + (fake_quantize(-grid, qp) + grid) ** 2)
+    return thr, err @ w
+
+
+def mse_threshold(hist, bin_edges, bits: int = 8, signed_data: bool = False, **scheme) -> float:
+    """The candidate threshold with the smallest :func:`mse_curve` value (the first one on ties).
+
+    >>> print(mse_threshold([0, 10, 0, 1], [0.0, 1.0, 2.0, 3.0, 4.0], bits=2))
+    4.0
+    """
+    thr, err = mse_curve(hist, bin_edges, bits=bits, signed_data=signed_data, **scheme)
+    return float(thr[int(np.argmin(err))])
+
+
+# ============================================================================ observers
+class Observer:
+    """Base class: remembers the scheme (bits, symmetric, signed, narrow_range, scale_rule),
+    validates batches, counts them, and turns :meth:`range` into :meth:`qparams`.
+
+    Subclasses implement ``_observe(x)`` (x is a validated float array) and ``_range()``.
+    """
+
+    def __init__(self, bits: int = 8, symmetric: bool = False, signed=None, narrow_range: bool = False,
+                 scale_rule: str = "qmax"):
+        self.bits = check_bits(bits)
+        if not isinstance(symmetric, (bool, np.bool_)):
+            raise ValueError(f"symmetric must be True or False, got {symmetric!r}")
+        if signed is not None and not isinstance(signed, (bool, np.bool_)):
+            raise ValueError(f"signed must be True, False or None, got {signed!r}")
+        self.symmetric = bool(symmetric)
+        self.signed = signed
+        self.narrow_range = bool(narrow_range)
+        self.scale_rule = check_choice(scale_rule, "scale_rule", SCALE_RULES)
+        self.n_batches = 0
+        self.n_values = 0
+
+    def observe(self, batch) -> "Observer":
+        """Record one batch (any shape, any size). Returns the observer, so calls can chain."""
+        x = as_float_array(batch, "batch")
+        self._observe(x)
+        self.n_batches += 1
+        self.n_values += x.size
+        return self
+
+    def range(self) -> tuple:
+        """The chosen clipping range ``(lo, hi)`` as floats (arrays for per-channel observers)."""
+        if self.n_batches == 0:
+            raise ValueError(f"{type(self).__name__} has not seen any data: call observe(batch) first")
+        return self._range()
+
+    def qparams(self) -> QParams:
+        """``qparams_from_range(lo, hi, ...)`` for :meth:`range` with this observer's scheme
+        (the range is widened to include 0 there)."""
+        lo, hi = self.range()
+        return qparams_from_range(lo, hi, bits=self.bits, symmetric=self.symmetric, signed=self.signed,
+                                  narrow_range=self.narrow_range, scale_rule=self.scale_rule,
+                                  axis=getattr(self, "axis", None))
+
+    def reset(self) -> None:
+        """Forget everything observed so far."""
+        self.n_batches = 0
+        self.n_values = 0
+        self._reset()
+
+    def _reset(self):
+        pass
+
+    def __repr__(self):
+        return f"{type(self).__name__}(bits={self.bits}, symmetric={self.symmetric}, batches={self.n_batches})"
+
+
+class MinMaxObserver(Observer):
+    """Running minimum and maximum over every batch seen (PyTorch's ``MinMaxObserver``).
+
+    ``range() = (min over all batches, max over all batches)``.
+
+    PyTorch's documented example: after [1, 2, 2, 3, 4, 5, 6] and [4, 5, 5, 6, 7, 8] the range
+    is (1, 8); widened to (0, 8) the unsigned 8-bit scale is 8/255 with zero point 0.
+
+    >>> obs = MinMaxObserver(bits=8)
+    >>> _ = obs.observe([1., 2, 2, 3, 4, 5, 6]).observe([4., 5, 5, 6, 7, 8])
+    >>> qp = obs.qparams()
+    >>> obs.range(), round(qp.scale * 255, 12), qp.zero_point
+    ((1.0, 8.0), 8.0, 0)
+    """
+
+    def _reset(self):
+        self.min_val = None
+        self.max_val = None
+
+    def __init__(self, bits=8, symmetric=False, **scheme):
+        super().__init__(bits, symmetric, **scheme)
+        self._reset()
+
+    def _observe(self, x):
+        lo, hi = float(x.min()), float(x.max())
+        self.min_val = lo if self.min_val is None else min(self.min_val, lo)
+        self.max_val = hi if self.max_val is None else max(self.max_val, hi)
+
+    def _range(self):
+        return self.min_val, self.max_val
+
+
+class MovingAverageMinMaxObserver(MinMaxObserver):
+    """Exponential moving average of each batch's min and max (PyTorch, ONNX Runtime).
+
+    The first batch sets ``min``/``max``; every later batch updates
+    ``min <- min + c (batch_min - min)`` and the same for ``max`` (:func:`ema_update`),
+    with ``c = averaging_constant = 0.01``. An outlier batch moves the range by only 1 % of
+    its excess, where running min-max jumps all the way.
+
+    >>> obs = MovingAverageMinMaxObserver(averaging_constant=0.5)
+    >>> obs.observe([0., 1.]).observe([0., 3.]).range()
+    (0.0, 2.0)
+    """
+
+    def __init__(self, bits=8, symmetric=False, averaging_constant: float = 0.01, **scheme):
+        super().__init__(bits, symmetric, **scheme)
+        self.averaging_constant = _check_constant(averaging_constant)
+
+    def _observe(self, x):
+        lo, hi = float(x.min()), float(x.max())
+        if self.min_val is None:
+            self.min_val, self.max_val = lo, hi
+        else:
+            self.min_val = ema_update(self.min_val, lo, self.averaging_constant)
+            self.max_val = ema_update(self.max_val, hi, self.averaging_constant)
+
+
+class PerChannelMinMaxObserver(Observer):
+    """Running min and max per channel along ``axis`` (PyTorch's ``PerChannelMinMaxObserver``).
+
+    Every other axis is reduced, so batches may differ in size; the number of channels must
+    stay the same. ``range()`` returns two 1-D arrays; ``qparams()`` per-channel parameters.
+
+    >>> obs = PerChannelMinMaxObserver(axis=1)
+    >>> lo, hi = obs.observe(np.array([[1.0, -2.0]])).observe(np.array([[3.0, -1.0], [0.5, -4.0]])).range()
+    >>> lo.tolist(), hi.tolist()
+    ([0.5, -4.0], [3.0, -1.0])
+    """
+
+    def __init__(self, bits=8, symmetric=False, axis: int = 0, **scheme):
+        super().__init__(bits, symmetric, **scheme)
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise ValueError(f"axis must be an integer, got {axis!r}")
+        self.axis = int(axis)
+        self._reset()
+
+    def _reset(self):
+        self.min_val = None
+        self.max_val = None
+
+    def _observe(self, x):
+        axis = check_axis(self.axis, x.ndim)
+        other = tuple(i for i in range(x.ndim) if i != axis)
+        lo, hi = x.min(axis=other).astype(np.float64), x.max(axis=other).astype(np.float64)
+        if self.min_val is None:
+            self.min_val, self.max_val = lo, hi
+            return
+        if lo.shape != self.min_val.shape:
+            raise ValueError(f"this batch has {lo.size} channels along axis {self.axis}, earlier batches "
+                             f"had {self.min_val.size}")
+        self.min_val = np.minimum(self.min_val, lo)
+        self.max_val = np.maximum(self.max_val, hi)
+
+    def _range(self):
+        return self.min_val.copy(), self.max_val.copy()
+
+
+class AbsHistogram:
+    """Histogram of ``|x|`` over ``[0, max|x|]`` collected batch after batch.
+
+    The first batch with a non-zero value fixes the bin width ``w = max|x| / num_bins``
+    (bins ``[k w, (k+1) w)``, the last one closed). A later batch with a larger value adds
+    bins of the same width (pytorch-quantization's growing histogram), so the old counts keep
+    their bins exactly; if more than ``max_bins`` bins would be needed, neighbouring bins are
+    merged in pairs (the width doubles) until they fit. All-zero batches before that are
+    counted and put into bin 0 when the bins are created.
+
+    >>> h = AbsHistogram(num_bins=4)
+    >>> h.add(np.array([0.0, -1.0, 4.0])); h.add(np.array([5.5]))
+    >>> h.counts.tolist(), h.edges.tolist()
+    ([1, 1, 0, 1, 0, 1], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    """
+
+    def __init__(self, num_bins: int = 2048, max_bins: int | None = 16384):
+        if isinstance(num_bins, bool) or not isinstance(num_bins, numbers.Integral) or num_bins < 2:
+            raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
+        if max_bins is not None and (not isinstance(max_bins, numbers.Integral) or max_bins < num_bins):
+            raise ValueError(f"max_bins must be None or an integer >= num_bins, got {max_bins!r}")
+        self.num_bins = int(num_bins)
+        self.max_bins = None if max_bins is None else int(max_bins)
+        self.counts = None      # int64 counts
+        self.width = None
+        self._pending_zeros = 0
+        self.min_val = None     # signed min and max of the data seen
+        self.max_val = None
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Bin edges ``k * width``, ``k = 0..len(counts)`` (``[0, 0]`` before any non-zero data)."""
+        if self.counts is None:
+            return np.zeros(2)
+        return np.arange(self.counts.size + 1) * self.width
+
+    @property
+    def total(self) -> int:
+        return int(self._pending_zeros if self.counts is None else self.counts.sum())
+
+    def add(self, x) -> None:
+        """Add a batch (validated: finite, non-empty)."""
+        x = as_float_array(x, "batch")
+        lo, hi = float(x.min()), float(x.max())
+        self.min_val = lo if self.min_val is None else min(self.min_val, lo)
+        self.max_val = hi if self.max_val is None else max(self.max_val, hi)
+        a = np.abs(x.astype(np.float64, copy=False)).ravel()
+        amax = float(a.max())
+        if self.counts is None:
+            if amax == 0.0:
+                self._pending_zeros += a.size
+                return
+            self.width = amax / self.num_bins
+            self.counts, _ = np.histogram(a, bins=self.num_bins, range=(0.0, amax))
+            self.counts = self.counts.astype(np.int64)
+            self.counts[0] += self._pending_zeros
+            self._pending_zeros = 0
+            return
+        n = self.counts.size
+        if amax > n * self.width:
+            n_new = int(np.ceil(amax / self.width))
+            self.counts = np.concatenate([self.counts, np.zeros(n_new - n, np.int64)])
+            n = n_new
+            while self.max_bins is not None and n > self.max_bins:
+                if n % 2:
+                    self.counts = np.append(self.counts, 0)
+                self.counts = self.counts.reshape(-1, 2).sum(axis=1)
+                self.width *= 2.0
+                n = self.counts.size
+        top = n * self.width
+        new, _ = np.histogram(np.minimum(a, top), bins=n, range=(0.0, top))
+        self.counts = self.counts + new
+
+
+class HistogramObserver(Observer):
+    """Collects an :class:`AbsHistogram` of ``|x|``; the base of the threshold calibrators.
+
+    Its own ``range()`` clips nothing: ``(0, max|x|)`` for non-negative data, else
+    ``(-max|x|, max|x|)``. Subclasses choose a threshold ``T`` in :meth:`threshold`.
+    ``unsigned_data`` is True while no negative value has been seen.
+
+    >>> obs = HistogramObserver(num_bins=8).observe([0.0, 1.0, 3.0])
+    >>> obs.range(), obs.unsigned_data
+    ((0.0, 3.0), True)
+    """
+
+    def __init__(self, bits=8, symmetric=False, num_bins: int = 2048, max_bins: int | None = 16384, **scheme):
+        super().__init__(bits, symmetric, **scheme)
+        self.num_bins = num_bins
+        self.max_bins = max_bins
+        self.hist = AbsHistogram(num_bins, max_bins)
+
+    def _reset(self):
+        self.hist = AbsHistogram(self.num_bins, self.max_bins)
+
+    def _observe(self, x):
+        self.hist.add(x)
+
+    @property
+    def unsigned_data(self) -> bool:
+        return self.hist.min_val is None or self.hist.min_val >= 0.0
+
+    @property
+    def unsigned_grid(self) -> bool:
+        """True when all ``2^bits`` codes cover ``[0, T]``: non-negative data, asymmetric scheme."""
+        return self.unsigned_data and not self.symmetric
+
+    def threshold(self) -> float:
+        """The clipping threshold ``T`` on ``|x|`` (here: ``max|x|``, nothing clipped)."""
+        if self.n_batches == 0:
+            raise ValueError(f"{type(self).__name__} has not seen any data: call observe(batch) first")
+        if self.hist.counts is None:
+            return 0.0
+        # a grown histogram's last edge can lie a little above max|x|: never clip above the data
+        amax = max(abs(self.hist.min_val), abs(self.hist.max_val))
+        return float(min(self._threshold(), amax))
+
+    def _threshold(self):
+        return max(abs(self.hist.min_val), abs(self.hist.max_val))
+
+    def _range(self):
+        t = float(self.threshold())
+        return (0.0, t) if self.unsigned_data else (-t, t)
+
+
+class PercentileObserver(HistogramObserver):
+    """Clip at the ``percentile`` of ``|x|`` (e.g. 99.9, 99.99, 99.999): :func:`percentile_threshold`.
+
+    >>> obs = PercentileObserver(percentile=50.0, num_bins=4).observe([1.0, 1.0, 2.0, 4.0])
+    >>> obs.hist.counts.tolist(), obs.range()   # half the data lies in bin [1, 2)
+    ([0, 2, 1, 1], (0.0, 2.0))
+    """
+
+    def __init__(self, bits=8, symmetric=False, percentile: float = 99.99, **kw):
+        super().__init__(bits, symmetric, **kw)
+        self.percentile = _check_percentile(percentile)
+
+    def _threshold(self):
+        return percentile_threshold(self.hist.counts, self.hist.edges, self.percentile)
+
+
+class EntropyObserver(HistogramObserver):
+    """KL-divergence (entropy) calibration, TensorRT's method (Migacz 2017) as NVIDIA's
+    pytorch-quantization implements it, vectorized: :func:`kl_threshold` on the ``|x|``
+    histogram with ``nq = kl_levels(bits, unsigned_grid)`` levels (``2^bits`` for
+    non-negative data with an asymmetric scheme, else ``2^(bits-1)``).
+
+    ``range()`` is ``(0, T)`` for non-negative data, ``(-T, T)`` otherwise.
+
+    >>> rng = np.random.default_rng(0)
+    >>> obs = EntropyObserver(bits=8).observe(rng.normal(size=100_000))
+    >>> lo, hi = obs.range()
+    >>> 3.0 < hi < float(np.abs(obs.hist.max_val)) + 1 and lo == -hi
+    True
+    """
+
+    def __init__(self, bits=8, symmetric=False, start_bin: int | None = None, stride: int = 1, **kw):
+        super().__init__(bits, symmetric, **kw)
+        self.start_bin = start_bin
+        self.stride = stride
+
+    @property
+    def levels(self) -> int:
+        return kl_levels(self.bits, self.unsigned_grid)
+
+    def _threshold(self):
+        return kl_threshold(self.hist.counts, self.hist.edges, self.bits, self.unsigned_grid,
+                            start_bin=self.start_bin, stride=self.stride)
+
+    def divergence_curve(self):
+        """``(thresholds, kl)`` over all candidates, for plotting."""
+        if self.hist.counts is None:
+            raise ValueError("no non-zero data observed yet")
+        i, kl = kl_divergence_curve(self.hist.counts, self.levels, self.start_bin, self.stride)
+        return self.hist.edges[i], kl
+
+
+class MSEObserver(HistogramObserver):
+    """Clip where the histogram-weighted mean squared quantization error is smallest
+    (:func:`mse_curve`, evaluated with this observer's own scheme).
+
+    One outlier among 100 ones, 2 bits: clipping it costs less than coarse steps for all.
+
+    >>> obs = MSEObserver(bits=2, num_bins=8).observe([1.0] * 100 + [7.9])
+    >>> obs.range()
+    (0.0, 4.9375)
+    """
+
+    def __init__(self, bits=8, symmetric=False, n_candidates: int = 256, **kw):
+        super().__init__(bits, symmetric, **kw)
+        self.n_candidates = n_candidates
+
+    def error_curve(self):
+        """``(thresholds, mse)`` for plotting the U-shaped curve."""
+        if self.hist.counts is None:
+            raise ValueError("no non-zero data observed yet")
+        return mse_curve(self.hist.counts, self.hist.edges, bits=self.bits, signed_data=not self.unsigned_data,
+                         symmetric=self.symmetric, signed=self.signed, narrow_range=self.narrow_range,
+                         scale_rule=self.scale_rule, n_candidates=self.n_candidates)
+
+    def _threshold(self):
+        thr, err = self.error_curve()
+        return float(thr[int(np.argmin(err))])
+
+
+#: Calibrator names accepted by :func:`make_observer` and :func:`qlib.ptq.quantize_mlp`.
+CALIBRATORS = ("minmax", "ema", "percentile", "entropy", "mse")
+
+
+def make_observer(calibrator: str = "minmax", bits: int = 8, symmetric: bool = False, **kw) -> Observer:
+    """Build an observer by name: ``"minmax"``, ``"ema"``, ``"percentile"``, ``"entropy"``
+    (alias ``"kl"``), ``"mse"``; extra keywords go to its constructor.
+
+    >>> make_observer("kl", bits=4)
+    EntropyObserver(bits=4, symmetric=False, batches=0)
+    """
+    name = "entropy" if calibrator == "kl" else calibrator
+    check_choice(name, "calibrator", CALIBRATORS)
+    cls = {"minmax": MinMaxObserver, "ema": MovingAverageMinMaxObserver, "percentile": PercentileObserver,
+           "entropy": EntropyObserver, "mse": MSEObserver}[name]
+    return cls(bits=bits, symmetric=symmetric, **kw)
