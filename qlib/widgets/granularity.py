@@ -54,6 +54,9 @@ class GranularityCache(NamedTuple):
     accuracy: dict
     fp32: dict
     folded_layer: str
+    bits: tuple
+    groups: tuple
+    group_sizes: tuple
 
 
 def config_key(granularity: str, groups: int = 1, group_size: int = 32) -> tuple:
@@ -107,7 +110,8 @@ def precompute_granularity(model, folded_model, X, y, folded_layer: str = "fc1",
                     m, b, gran, groups=p if gran == "channel-groups" else None,
                     group_size=p if gran == "block-wise" else None, layers=layers).accuracy(X, y)
     fp32 = {"plain": model.accuracy(X, y), "folded": folded_model.accuracy(X, y)}
-    return GranularityCache(weights, sqnr, mse, acc, fp32, folded_layer)
+    return GranularityCache(weights, sqnr, mse, acc, fp32, folded_layer, tuple(bits), tuple(groups),
+                            tuple(group_sizes))
 
 
 def granularity_view(cache: GranularityCache, layer: str, bits: int, granularity: str,
@@ -185,13 +189,18 @@ def granularity_widget(cache: GranularityCache):
 
     from . import interactive_figure
 
+    def pick(options, preferred):
+        return preferred if preferred in options else options[0]
+
     controls = {
         "layer": w.Dropdown(options=list(cache.weights), value=cache.folded_layer + FOLDED_SUFFIX,
                             description="layer"),
-        "bits": w.IntSlider(value=4, min=min(BITS), max=max(BITS), description="bits"),
+        "bits": w.SelectionSlider(options=list(cache.bits), value=pick(cache.bits, 4), description="bits"),
         "granularity": w.Dropdown(options=list(GRANULARITIES), value="per-tensor", description="granularity"),
-        "groups": w.SelectionSlider(options=list(GROUPS), value=8, description="G (groups)"),
-        "group_size": w.SelectionSlider(options=list(GROUP_SIZES), value=32, description="group size"),
+        "groups": w.SelectionSlider(options=list(cache.groups), value=pick(cache.groups, 8),
+                                    description="G (groups)"),
+        "group_size": w.SelectionSlider(options=list(cache.group_sizes), value=pick(cache.group_sizes, 32),
+                                        description="group size"),
     }
     return interactive_figure(lambda **v: draw_granularity(granularity_view(cache, **v)), controls,
                               readout=lambda **v: granularity_readout(granularity_view(cache, **v)))
