@@ -186,8 +186,8 @@ def mse_clip_ranges(W, bits: int, axis=None, n_grid: int = 40) -> np.ndarray:
     (a 0-d array per-tensor).
 
     >>> w = np.array([0.4] * 8 + [1.0])     # one outlier; 2 bits give codes -1, 0, 1 only
-    >>> print(f"{float(mse_clip_ranges(w, bits=2)):.2f}")   # clip at 0.4: eight exact, one clipped
-    0.40
+    >>> print(f"{float(mse_clip_ranges(w, bits=2)):.2f}")   # well below max|w| = 1: the outlier is clipped
+    0.46
     """
     bits = check_bits(bits)
     W = np.asarray(W, dtype=np.float64)
