@@ -65,6 +65,8 @@ def expect_equal(name: str, got, expected, hint: str = "") -> None:
 
 
 # Per-notebook checkers (each module defines __all__):
+from .nb01 import *  # noqa: F401,F403,E402
+from .nb02 import *  # noqa: F401,F403,E402
 from .nb03 import *  # noqa: F401,F403,E402
 from .nb05 import *  # noqa: F401,F403,E402
 from .nb04 import *  # noqa: F401,F403,E402
