@@ -254,3 +254,40 @@ def test_cost_weight_zero_point_only():
 def test_cost_bad_shapes(args):
     with pytest.raises(ValueError, match="positive whole number"):
         zero_point_cost(*args)
+
+
+# ----------------------------------------------------------------------------- notebook 03 checkers
+from qlib import check  # noqa: E402
+
+
+def test_checkers_accept_right_answers(capsys):
+    check.symmetric_scale_by_hand(2.54 / 127, 95)
+    check.relu_wasted_levels(128, 8)
+    check.zero_point_extra_ops(32 * (128 + 64))
+    assert capsys.readouterr().out.count("Correct") == 3
+
+
+@pytest.mark.parametrize("S, q, hint", [
+    (4.44 / 255, 95, "min-max"), (2.54 / 127.5, 95, "PyTorch"), (2.54 / 128, 95, "127, not"),
+    (1.90 / 127, 95, "larger magnitude"), (2.54 / 127, 96, "round"), ("S", 95, "single number"),
+])
+def test_symmetric_scale_checker_rejects_with_hint(capsys, S, q, hint):
+    with pytest.raises(check.ExerciseError):
+        check.symmetric_scale_by_hand(S, q)
+    assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("w8, w4, hint", [(127, 8, "full range"), (129, 8, "code 0"), (128, 7, "full range"),
+                                          (0, 0, "signed 8-bit codes")])
+def test_relu_wasted_checker_rejects_with_hint(capsys, w8, w4, hint):
+    with pytest.raises(check.ExerciseError):
+        check.relu_wasted_levels(w8, w4)
+    assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, hint", [(0, "cannot be folded"), (32 * 64 * 128, "naive"), (32 * 128, "one of the two"),
+                                          (64 * 128 + 64, "weight-sum"), (7, "row sums")])
+def test_zero_point_checker_rejects_with_hint(capsys, answer, hint):
+    with pytest.raises(check.ExerciseError):
+        check.zero_point_extra_ops(answer)
+    assert hint in capsys.readouterr().out

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import expect_close, expect_equal, failed, passed
 
-__all__ = ["check_symmetric_scale", "check_relu_wasted", "check_zero_point_cost"]
+__all__ = ["symmetric_scale_by_hand", "relu_wasted_levels", "zero_point_extra_ops"]
 
 
 def _number(name, v):
@@ -16,12 +16,12 @@ def _number(name, v):
         failed(f"{name} should be a single number, got {type(v).__name__}")
 
 
-def check_symmetric_scale(S, q, x_min: float = -2.54, x_max: float = 1.90, value: float = 1.90) -> None:
+def symmetric_scale_by_hand(S, q, x_min: float = -2.54, x_max: float = 1.90, value: float = 1.90) -> None:
     """Exercise 1: 8-bit symmetric (max-abs, /127) scale of ``[x_min, x_max]`` and the code of ``value``.
 
     Expected ``S = max(|x_min|, |x_max|) / 127`` and ``q = round(value / S)`` (Z = 0).
 
-    >>> check_symmetric_scale(0.02, 95)
+    >>> symmetric_scale_by_hand(0.02, 95)
     ✅ Correct! S = max|x| / 127 = 2.54 / 127 = 0.02 and q = round(1.9 / 0.02) = 95, with Z = 0.
     """
     amax = max(abs(x_min), abs(x_max))
@@ -45,12 +45,12 @@ def check_symmetric_scale(S, q, x_min: float = -2.54, x_max: float = 1.90, value
            "with Z = 0.")
 
 
-def check_relu_wasted(wasted_8bit, wasted_4bit) -> None:
+def relu_wasted_levels(wasted_8bit, wasted_4bit) -> None:
     """Exercise 2: codes that ReLU data (min 0, max > 0) can never use under signed symmetric quantization.
 
     Every negative code is unreachable: ``2^(n-1)`` of them (full range ``[-2^(n-1), 2^(n-1) - 1]``).
 
-    >>> check_relu_wasted(128, 8)
+    >>> relu_wasted_levels(128, 8)
     ✅ Correct! All negative codes are wasted: 128 of 256 at 8 bits, 8 of 16 at 4 bits -- one bit thrown away.
     """
     for bits, got in ((8, wasted_8bit), (4, wasted_4bit)):
@@ -65,12 +65,12 @@ def check_relu_wasted(wasted_8bit, wasted_4bit) -> None:
     passed("All negative codes are wasted: 128 of 256 at 8 bits, 8 of 16 at 4 bits -- one bit thrown away.")
 
 
-def check_zero_point_cost(extra_ops, batch: int = 32, in_features: int = 128, out_features: int = 64) -> None:
+def zero_point_extra_ops(extra_ops, batch: int = 32, in_features: int = 128, out_features: int = 64) -> None:
     """Exercise 3: run-time extra operations of a layer with asymmetric weights (Z_w != 0).
 
     ``N*K`` adds for the input row sums plus ``N*M`` multiply-adds to apply ``-Z_w * rowsum``.
 
-    >>> check_zero_point_cost(6144)
+    >>> zero_point_extra_ops(6144)
     ✅ Correct! N*(K + M) = 32*(128 + 64) = 6144 extra ops per call, vs 262144 MACs of the GEMM (2.3 %).
     """
     n, k, m = batch, in_features, out_features
