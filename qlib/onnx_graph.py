@@ -30,7 +30,7 @@ from ._validate import check_bits, check_choice
 __all__ = ["constants_to_initializers", "initializers", "census", "fold_batchnorms", "weight_tensors",
            "replace_initializers", "mse_clip_ranges", "weight_qparams", "quantize_weights", "relu_pairs",
            "equalize", "to_opset", "quantizable_activations", "with_outputs", "calibrate", "static_quantize", "insert_qdq",
-           "qdq_scales"]
+           "qdq_scales", "ort_quantize_static"]
 
 GRANULARITIES = ("per-tensor", "per-channel")
 WEIGHT_METHODS = ("maxabs", "mse")
@@ -462,3 +462,42 @@ def qdq_scales(model) -> dict:
     init = initializers(model)
     return {n.input[0].removesuffix("_clipped"): (init[n.input[1]], init[n.input[2]])
             for n in model.graph.node if n.op_type == "QuantizeLinear"}
+
+
+# ----------------------------------------------------------------------------- ONNX Runtime's own tool
+def ort_quantize_static(model, batches, per_channel: bool = False, method: str = "MinMax", op_types=None,
+                        **extra_options):
+    """ONNX Runtime's ``quantize_static`` on ``model`` (QDQ format, QUInt8 activations, QInt8 weights),
+    calibrated on ``batches``; files go to a temporary folder that is deleted afterwards.
+    ``method``: "MinMax", "Entropy" or "Percentile". ``op_types``: restrict the op types it
+    quantizes (default: all it knows). Returns the quantized ``ModelProto``."""
+    import logging
+    import os
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    check_choice(method, "method", ("MinMax", "Entropy", "Percentile"))
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{model.graph.input[0].name: np.asarray(b, np.float32)} for b in batches])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its "please pre-process" warnings
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "model_q.onnx")
+            onnx.save(model, src)
+            kw = {"op_types_to_quantize": list(op_types)} if op_types else {}
+            quantize_static(src, dst, _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=getattr(CalibrationMethod, method), extra_options=extra_options, **kw)
+            return onnx.load(dst)
+    finally:
+        logging.getLogger().setLevel(level)

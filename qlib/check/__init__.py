@@ -71,3 +71,4 @@ from .nb03 import *  # noqa: F401,F403,E402
 from .nb05 import *  # noqa: F401,F403,E402
 from .nb04 import *  # noqa: F401,F403,E402
 from .nb07 import *  # noqa: F401,F403,E402
+from .nb09 import *  # noqa: F401,F403,E402
