@@ -1,0 +1,265 @@
+"""Every notebook, in real JupyterLab in headless Chromium: Run All, no errors, live widgets.
+
+For each ``notebooks/NN_*.ipynb`` (a copy, served by the ``lab`` fixture):
+  1. open it, wait for its kernel, Run All (the Run menu's ``runmenu:run-all`` item) and
+     wait until the kernel is idle and no cell shows ``[*]``;
+  2. save the *copy* and read it back: every code cell ran, and no cell has an error
+     output unless it is tagged ``raises-exception``;
+  3. no console errors and no uncaught page errors in the browser;
+  4. every slider (keyboard Home / End on each handle), dropdown (first / last option),
+     toggle-button and radio group (first / last) and checkbox (off / on) is moved to both
+     ends; the figure (img src) or readout text of the widget it belongs to must differ
+     between the two ends, and no error/stderr output may appear in the widget;
+  5. a screenshot per notebook goes to ``artifacts/browser/NN_name.png``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def notebook_paths() -> list[Path]:
+    """The notebooks under test (same folder as the ``lab`` fixture serves)."""
+    folder = Path(os.environ.get("QLIB_BROWSER_NOTEBOOKS", ROOT / "notebooks"))
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+CONTROL_SELECTOR = ", ".join([
+    ".jp-Notebook .widget-slider",
+    ".jp-Notebook .widget-dropdown",
+    ".jp-Notebook .widget-toggle-buttons",
+    ".jp-Notebook .widget-radio",
+    ".jp-Notebook .widget-checkbox",
+])
+
+# What the control drives: figures and text inside the cell output that holds the control,
+# leaving out the control widgets themselves (their own readouts always change).
+SNAPSHOT_JS = """
+(control) => {
+  const area = control.closest('.jp-OutputArea-output') || control.parentElement;
+  const isControl = (el) => el.closest('.widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-radio, .widget-checkbox, .widget-text, .widget-textarea');
+  const parts = [];
+  for (const img of area.querySelectorAll('img')) { if (!isControl(img)) parts.push('img:' + img.getAttribute('src')); }
+  for (const svg of area.querySelectorAll('svg')) { if (!isControl(svg) && !svg.closest('.widget-output img')) parts.push('svg:' + svg.outerHTML.length + ':' + svg.textContent); }
+  for (const el of area.querySelectorAll('.widget-html-content, .widget-output')) { if (!isControl(el)) parts.push('text:' + el.innerText); }
+  return parts.join('\\n');
+}
+"""
+
+ERRORS_IN_WIDGET_JS = """
+(control) => {
+  const area = control.closest('.jp-OutputArea-output') || control.parentElement;
+  return [...area.querySelectorAll('.widget-output [data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map(e => e.innerText.slice(0, 2000));
+}
+"""
+
+VALUE_JS = """
+(control) => {
+  const h = [...control.querySelectorAll('.noUi-handle')];
+  if (h.length) return h.map(e => e.getAttribute('aria-valuetext') || e.getAttribute('aria-valuenow')).join(' .. ');
+  const sel = control.querySelector('select');
+  if (sel) return sel.value;
+  const active = control.querySelector('button.mod-active');
+  if (active) return active.innerText;
+  const checked = control.querySelector('input[type=radio]:checked');
+  if (checked) return checked.value || checked.parentElement.innerText;
+  const box = control.querySelector('input[type=checkbox]');
+  if (box) return String(box.checked);
+  return '';
+}
+"""
+
+LABEL_JS = """
+(control) => {
+  const label = control.querySelector('.widget-label, .widget-label-basic');
+  return (label && label.innerText.trim()) || control.className;
+}
+"""
+
+def _wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def _settle(lab, control, before: str, expect_change: bool, timeout: float) -> str:
+    """Wait for the widget's output to react to a move, then to stop changing."""
+    snap = lambda: control.evaluate(SNAPSHOT_JS)  # noqa: E731
+    _wait_until(lambda: snap() != before, timeout if expect_change else 1.0)
+    lab.wait_kernels_idle(timeout=60, settle=0.2)
+    last, stable_since = snap(), time.monotonic()
+    t_end = time.monotonic() + 15
+    while time.monotonic() - stable_since < 0.4 and time.monotonic() < t_end:
+        time.sleep(0.1)
+        now = snap()
+        if now != last:
+            last, stable_since = now, time.monotonic()
+    return last
+
+
+def _move(control, kind: str, end: str) -> None:
+    """Move one control to its first (end='first') or last (end='last') position."""
+    if kind == "slider":
+        key = "Home" if end == "first" else "End"
+        for handle in control.query_selector_all(".noUi-handle"):
+            handle.focus()
+            handle.press(key)
+    elif kind == "dropdown":
+        select = control.query_selector("select")
+        n = select.evaluate("s => s.options.length")
+        select.select_option(index=0 if end == "first" else n - 1)
+    elif kind in ("toggle", "radio"):
+        sel = "button" if kind == "toggle" else "input[type=radio]"
+        options = control.query_selector_all(sel)
+        (options[0] if end == "first" else options[-1]).click()
+    elif kind == "checkbox":
+        box = control.query_selector("input[type=checkbox]")
+        if box.is_checked() != (end == "last"):
+            box.click()
+
+
+def _kind(control) -> str:
+    cls = control.get_attribute("class") or ""
+    for name, kind in (("widget-slider", "slider"), ("widget-dropdown", "dropdown"),
+                       ("widget-toggle-buttons", "toggle"), ("widget-radio", "radio"),
+                       ("widget-checkbox", "checkbox")):
+        if name in cls.split():
+            return kind
+    return "unknown"
+
+
+def _run_all(page, lab) -> None:
+    _menu(page, "Run", "runmenu:run-all")
+    time.sleep(0.5)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
+        ".some(e => e.textContent.includes('*'))", timeout=180_000)
+    lab.wait_kernels_idle(timeout=180, settle=0.5)
+
+
+def _save_and_read(page, lab, name: str):
+    path = lab.root / name
+    mtime = path.stat().st_mtime_ns
+    _menu(page, "File", "docmanager:save")
+    assert _wait_until(lambda: path.stat().st_mtime_ns != mtime, 30), "saving the notebook copy timed out"
+    page.wait_for_selector(".jp-Notebook", timeout=10_000)
+    time.sleep(0.3)
+    return nbformat.read(path, as_version=4)
+
+
+def _menu(page, menu: str, command: str) -> None:
+    page.click(f".lm-MenuBar-itemLabel:text-is('{menu}')")
+    page.click(f"li.lm-Menu-item[data-command='{command}']")
+
+
+def _accept_dialogs(page, seconds: float = 2.0) -> None:
+    """Confirm any dialog (shut down kernel? discard changes?) that pops up."""
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        buttons = page.query_selector_all(".jp-Dialog .jp-Dialog-footer button.jp-mod-accept, "
+                                          ".jp-Dialog .jp-Dialog-footer button.jp-mod-warn")
+        if buttons:
+            buttons[-1].click()
+            time.sleep(0.2)
+        elif not page.query_selector(".jp-NotebookPanel"):
+            return
+        time.sleep(0.1)
+
+
+def _open(page, lab, name: str) -> None:
+    _menu(page, "File", "filebrowser:open-path")
+    dialog_input = page.wait_for_selector(".jp-Dialog input", timeout=10_000)
+    dialog_input.fill(name)
+    dialog_input.press("Enter")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\| Idle/.test(e.textContent))",
+        timeout=120_000)
+    lab.wait_kernels_idle(timeout=120)
+
+
+def _close(page, lab) -> None:
+    if page.query_selector(".jp-NotebookPanel"):
+        _menu(page, "File", "filemenu:close-and-cleanup")
+        _accept_dialogs(page, seconds=10)
+    lab.shutdown_kernels()
+
+
+@pytest.mark.parametrize("notebook", notebook_paths(), ids=lambda p: p.stem)
+def test_notebook_runs_and_widgets_respond(notebook, lab, lab_page, artifacts_dir):
+    page = lab_page.page
+    lab_page.console_errors.clear()
+    try:
+        _open(page, lab, notebook.name)
+
+        # 1-2. Run All, every cell ran, no unexpected error outputs
+        t0 = time.monotonic()
+        _run_all(page, lab)
+        run_seconds = time.monotonic() - t0
+        nb = _save_and_read(page, lab, notebook.name)
+        problems = []
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            tags = cell.metadata.get("tags", [])
+            if cell.execution_count is None and cell.source.strip():
+                problems.append(f"cell {i} did not run (Run All stopped before it)")
+            for out in cell.get("outputs", []):
+                if out.output_type == "error" and "raises-exception" not in tags:
+                    problems.append(f"cell {i}: {out.ename}: {out.evalue}")
+        assert not problems, f"{notebook.name} in JupyterLab:\n" + "\n".join(problems)
+
+        # 4. every control moves to both ends and changes what it drives
+        controls = page.query_selector_all(CONTROL_SELECTOR)
+        moved = []
+        for control in controls:
+            if control.evaluate("c => c.classList.contains('mod-disabled') || !!c.querySelector(':disabled')"):
+                continue
+            kind, label = _kind(control), control.evaluate(LABEL_JS)
+            control.scroll_into_view_if_needed()
+            before, value0 = control.evaluate(SNAPSHOT_JS), control.evaluate(VALUE_JS)
+            _move(control, kind, "first")
+            value_first = control.evaluate(VALUE_JS)
+            snap_first = _settle(lab, control, before, expect_change=value_first != value0, timeout=10)
+            _move(control, kind, "last")
+            value_last = control.evaluate(VALUE_JS)
+            assert value_last != value_first, (
+                f"{notebook.name}: control {label!r} ({kind}) did not move: first = last = {value_first!r}")
+            snap_last = _settle(lab, control, snap_first, expect_change=True, timeout=15)
+            errors = control.evaluate(ERRORS_IN_WIDGET_JS)
+            if errors:
+                pytest.fail(f"{notebook.name}: control {label!r} at {value_last!r} shows errors:\n" + "\n".join(errors))
+            if snap_last == snap_first:
+                pytest.fail(f"{notebook.name}: moving {label!r} ({kind}) from {value_first!r} to {value_last!r} "
+                            "did not change the figure or readout it belongs to")
+            moved.append(f"{label}: {value_first} -> {value_last}")
+
+        # 5. screenshot with the first widget in view
+        if controls:
+            controls[0].scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts_dir / f"{notebook.stem}.png"))
+        print(f"{notebook.name}: Run All {run_seconds:.1f} s (machine-dependent); "
+              f"{len(moved)} controls moved: " + "; ".join(moved))
+        _close(page, lab)
+
+        # 3. nothing went wrong in the page
+        assert not lab_page.console_errors, (
+            f"{notebook.name}: browser console errors:\n" + "\n".join(lab_page.console_errors))
+    except Exception:
+        try:  # keep what the page looked like when it failed
+            page.screenshot(path=str(artifacts_dir / f"{notebook.stem}-FAILED.png"))
+        except Exception:
+            pass
+        _close(page, lab)
+        raise
