@@ -255,7 +255,8 @@ def kl_threshold(hist, bin_edges, bits: int = 8, unsigned: bool = False,
 
     Candidates ``i`` run from ``start_bin`` (default ``nq``, see :func:`kl_levels`) to all
     ``N`` bins; the threshold is ``bin_edges[i*]`` for the *last* ``i*`` that minimises
-    ``KL(P||Q)`` (:func:`kl_divergence_curve`). With fewer bins than candidates need (e.g.
+    ``KL(P||Q)`` (:func:`kl_divergence_curve`; exact ties, e.g. data that every candidate
+    represents perfectly, are recognised up to rounding noise). With fewer bins than candidates need (e.g.
     16-bit), nothing is clipped: the threshold is ``bin_edges[-1]``.
 
     >>> print(kl_threshold([4, 2, 0, 2, 1, 1], np.linspace(0, 6, 7), bits=2))
@@ -269,8 +270,20 @@ def kl_threshold(hist, bin_edges, bits: int = 8, unsigned: bool = False,
     cand, kl = kl_divergence_curve(h, nq, start_bin=start_bin, stride=stride)
     if cand.size == 0 or not np.isfinite(kl).any():
         return float(edges[-1])
-    best = cand.size - 1 - int(np.argmin(kl[::-1]))
+    best = _last_argmin(kl)
     return float(edges[cand[best]])
+
+
+def _last_argmin(v) -> int:
+    """Index of the last minimum of ``v``; values within ``1e-12 + 1e-9 * min`` of the minimum
+    count as equal, so that rounding noise (1e-17) cannot decide between exact ties.
+
+    >>> _last_argmin(np.array([0.3, 0.0, 1e-17, 0.5]))
+    2
+    """
+    v = np.asarray(v, np.float64)
+    m = float(np.min(v))
+    return int(np.flatnonzero(v <= m + 1e-12 + 1e-9 * m)[-1])
 
 
 def percentile_threshold(hist, bin_edges, percentile: float = 99.99) -> float:
