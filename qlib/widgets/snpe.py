@@ -109,14 +109,15 @@ def draw_number_line(st: SnpeState):
     ax2.vlines(before, 0.75, 1.25, color="C2", lw=1.5, label="grid from min (not adjusted)")
     ax2.vlines(after, -0.25, 0.25, color="C1", lw=1.5, label="SNPE grid (adjusted)")
     for c, b, a in zip(codes, before, after):
-        ax2.text(b, 1.32, str(c), ha="center", va="bottom", fontsize=7, color="C2")
-        ax2.text(a, -0.32, str(c), ha="center", va="top", fontsize=7, color="C1")
+        ax2.text(b, 1.42, str(c), ha="center", va="bottom", fontsize=7, color="C2")
+        box = {"fc": "white", "ec": "none", "pad": 0.3} if c == s.zero_point else None
+        ax2.text(a, -0.42, str(c), ha="center", va="top", fontsize=7, color="C1", bbox=box)
     ax2.axvline(0.0, color="k", ls="--", lw=1)
-    ax2.plot([0.0], [1], marker="*", ms=12, color="k", zorder=5)
-    ax2.plot([0.0], [0], marker="*", ms=12, color="k", zorder=5,
+    ax2.plot([0.0], [1], marker="*", ms=9, color="k", zorder=5)
+    ax2.plot([0.0], [0], marker="*", ms=9, color="k", zorder=5,
              label=f"real 0: code {s.zero_real:.3f} → {s.zero_point}")
     ax2.set_yticks([0, 1], ["adjusted", "from min"])
-    ax2.set_ylim(-0.9, 1.9)
+    ax2.set_ylim(-1.0, 2.0)
     pad = s.delta * 0.6
     ax2.set_xlim(min(before[0], after[0]) - pad, max(before[-1], after[-1]) + pad)
     if s.zero_real == s.zero_point:
