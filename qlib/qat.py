@@ -562,6 +562,16 @@ class QATMLP(MLP):
             if hasattr(layer, "frozen"):
                 layer.frozen = True
 
+    def clipped_fraction(self, x) -> dict:
+        """``{quantizer name: share of its inputs outside the grid}`` on a batch ``x`` (eval mode):
+        where the clipped STE blocks the gradient and the plain STE lets it through."""
+        self.predict(x)
+        out = {}
+        for q in self.quantizers:
+            qp = q.qparams()
+            out[q.name] = float(1.0 - ste_mask(q._x, qp, "clipped").mean())
+        return out
+
     def quantized_weights(self) -> dict:
         """``{name: Wq}``: each layer's fake-quantized weight, as the integer model would use it."""
         return {layer.name: layer.quantized_weight() for layer in self.linear_layers}

@@ -29,6 +29,7 @@ __all__ = [
     "qat_demo_compute",
     "qat_demo_readout",
     "draw_qat_demo",
+    "qat_widget",
     "draw_training_curves",
     "weight_code_counts",
     "draw_weight_histograms",
@@ -267,6 +268,25 @@ def draw_qat_demo(grid: dict, config: str, variant: str, epochs: int):
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def qat_widget(grid: dict):
+    """The live demo: config, STE/range variant and epochs -> training curve (looks up precomputed runs)."""
+    import ipywidgets as w
+
+    from . import interactive_figure
+
+    configs = list(dict.fromkeys(c for c, _ in grid["runs"]))
+    variants = list(dict.fromkeys(v for _, v in grid["runs"]))
+    controls = {
+        "config": w.Dropdown(options=configs, value=configs[-1] if "W2A4" not in configs else "W2A4",
+                             description="bits (W/A)"),
+        "variant": w.Dropdown(options=variants, value=variants[0], description="training",
+                              layout=w.Layout(width="320px")),
+        "epochs": w.IntSlider(value=grid["epochs"], min=0, max=grid["epochs"], description="epochs"),
+    }
+    return interactive_figure(lambda **v: draw_qat_demo(grid, **v), controls,
+                              readout=lambda **v: qat_demo_readout(grid, **v))
 
 
 def draw_training_curves(grid: dict, variant: str = "min-max + clipped STE", configs=None):
