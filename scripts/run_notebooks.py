@@ -2,6 +2,7 @@
 
     python scripts/run_notebooks.py                 # every notebooks/NN_*.ipynb
     python scripts/run_notebooks.py notebooks/02_linear_quantization.ipynb
+    python scripts/run_notebooks.py --no-write      # execute only (benchmarks, checks)
 
 Outputs are written back into the files (learners read them on the web); the time each
 notebook took is printed (machine-dependent, never stored). Exits non-zero if a cell
@@ -22,7 +23,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(path: Path, timeout: int = 600) -> float:
+def run(path: Path, timeout: int = 600, write: bool = True) -> float:
     nb = nbformat.read(path, as_version=4)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     env_backup = os.environ.get("MPLBACKEND")
@@ -40,16 +41,19 @@ def run(path: Path, timeout: int = 600) -> float:
     # Drop the per-run timing metadata so re-running does not create noisy diffs.
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
-    nbformat.write(nb, path)
+    if write:
+        nbformat.write(nb, path)
     return dt
 
 
 def main(argv: list[str]) -> int:
+    write = "--no-write" not in argv
+    argv = [a for a in argv if a != "--no-write"]
     paths = [Path(p) for p in argv] or [Path(p) for p in sorted(glob.glob(str(ROOT / "notebooks" / "[0-9][0-9]_*.ipynb")))]
     total = 0.0
     for p in paths:
         try:
-            dt = run(p)
+            dt = run(p, write=write)
         except Exception as exc:  # show which notebook broke, then stop
             print(f"FAILED {p.name}: {exc}", file=sys.stderr)
             return 1

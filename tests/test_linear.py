@@ -387,3 +387,18 @@ def test_more_bits_never_increase_the_step(bits, sym):
 def test_bad_input_gives_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("qp", [qparams_from_range(-2.0, 1.5), qparams_from_range(-2.0, 2.0, symmetric=True),
+                                qparams_from_range(-2.0, 2.0, bits=16, symmetric=True)])
+def test_blocked_fast_path_equals_the_formula_on_large_tensors(dtype, qp):
+    from qlib.linear import _BLOCK
+
+    x = (np.random.default_rng(1).normal(0, 1.5, (3, _BLOCK + 5)) * 2).astype(dtype)
+    x_view = x[:, ::2]  # non-contiguous input
+    for arr in (x, x_view):
+        want = np.clip(np.rint(arr / dtype(qp.scale)) + qp.zero_point, qp.qmin, qp.qmax).astype(qp.dtype)
+        got = quantize(arr, qp)
+        assert got.dtype == qp.dtype and got.shape == arr.shape
+        np.testing.assert_array_equal(got, want)
