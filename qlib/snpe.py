@@ -182,6 +182,10 @@ def snpe_encoding_steps(x_min, x_max, bitwidth=8) -> SnpeSteps:
     ``offset = -round_half_away(zero_real)`` clamped to ``[-(2^n - 1), 0]``,
     ``encoding_min = offset * delta``, ``encoding_max = encoding_min + (max - min)``.
 
+    ``encoding_max`` is computed as AIMET does; for all-negative data it can come out a rounding
+    error below 0 (``[-8161, 0]`` gives ``-9.1e-13``), while the code ``-offset`` still
+    dequantizes to exactly 0.0.
+
     The seed's tie: 127.5 (up to one ulp) rounds to 128.
 
     >>> s = snpe_encoding_steps(-5.1, 5.1)
