@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import check_choice
-from .linear import round_half_away
+from .linear import dequantize, quantize, round_half_away
 
 __all__ = [
     "INT32_MIN",
@@ -35,6 +35,20 @@ __all__ = [
     "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier",
     "fixed_point_multiply",
+    "accumulator_bound",
+    "accumulate_expanded",
+    "fold_zero_points",
+    "requantize",
+    "requantize_float",
+    "IntegerLinear",
+    "integer_linear_from_codes",
+    "IntegerMLP",
+    "integerize",
+    "exact_single_rounding",
+    "tie_distance",
+    "tie_margin",
+    "requantization_chain",
+    "explain_differences",
 ]
 
 INT32_MIN = -(2**31)
@@ -362,6 +376,7 @@ class IntegerLinear:
     out_qmin: int
     out_qmax: int
     relu: bool
+    rounding: str = "double"
 
     def accumulate(self, x_codes) -> np.ndarray:
         """int32 accumulator ``x @ w.T + bias`` (int32 arithmetic, proven not to overflow)."""
@@ -377,18 +392,21 @@ class IntegerLinear:
     def forward(self, x_codes) -> np.ndarray:
         """Input codes -> output codes, integers only."""
         return requantize(self.accumulate(x_codes), self.M0, self.shift, self.out_zero_point,
-                          self.out_qmin, self.out_qmax, relu=self.relu)
+                          self.out_qmin, self.out_qmax, relu=self.relu, rounding=self.rounding)
 
 
 def integer_linear_from_codes(name, w_codes, w_zero_point, bias_codes, in_zero_point, M,
-                              out_zero_point, out_qmin, out_qmax, relu=False) -> IntegerLinear:
+                              out_zero_point, out_qmin, out_qmax, relu=False, rounding="double") -> IntegerLinear:
     """Build an :class:`IntegerLinear` from codes and the real multipliers ``M`` (scalar or per channel).
+
+    ``rounding``: ``"double"`` (gemmlowp / classic TFLite) or ``"single"`` (TFLite's single rounding).
 
     >>> layer = integer_linear_from_codes("fc", np.array([[2, -3]], np.int8), 0, [10], 128,
     ...                                   0.5, 0, 0, 255, relu=True)
     >>> layer.forward(np.array([[130, 120], [100, 140]], np.uint8)).tolist()   # 38 * 0.5, -10 * 0.5
     [[19], [0]]
     """
+    check_choice(rounding, "rounding", _ROUNDINGS)
     w, b = fold_zero_points(w_codes, in_zero_point, w_zero_point, bias_codes)
     m = np.broadcast_to(np.asarray(M, dtype=np.float64), (w.shape[0],)).copy()
     M0, shift = quantize_multiplier(m)
@@ -396,4 +414,200 @@ def integer_linear_from_codes(name, w_codes, w_zero_point, bias_codes, in_zero_p
         arr.setflags(write=False)
     return IntegerLinear(name=str(name), w=w, bias=b, M0=M0, shift=shift, M=m,
                          in_zero_point=int(in_zero_point), out_zero_point=int(out_zero_point),
-                         out_qmin=int(out_qmin), out_qmax=int(out_qmax), relu=bool(relu))
+                         out_qmin=int(out_qmin), out_qmax=int(out_qmax), relu=bool(relu), rounding=rounding)
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerMLP:
+    """A quantized MLP run with integers only: the input is quantized once, then every layer
+    is an int32 matmul, an int32 bias add and a fixed-point requantization.
+
+    Build it from a PTQ model with :func:`integerize`.
+    """
+
+    layers: tuple
+    in_qp: object   # QParams of the network input
+    out_qp: object  # QParams of the logits
+
+    def quantize_input(self, x) -> np.ndarray:
+        """The only floating-point step: ``quantize(x, in_qp)`` (on a device: the sensor/ADC's job)."""
+        return quantize(x, self.in_qp)
+
+    def forward_codes_int(self, q_in) -> np.ndarray:
+        """Integer input codes -> integer logit codes (int32). No float anywhere."""
+        q = np.asarray(q_in)
+        for layer in self.layers:
+            q = layer.forward(q)
+        return q
+
+    def tensor_codes(self, x) -> dict:
+        """Codes of every tensor: ``{"input": ..., layer.name: output codes, ...}``."""
+        q = self.quantize_input(x)
+        out = {"input": q}
+        for layer in self.layers:
+            q = layer.forward(q)
+            out[layer.name] = q
+        return out
+
+    def forward_codes(self, x) -> np.ndarray:
+        """Real input -> integer logit codes."""
+        return self.forward_codes_int(self.quantize_input(x))
+
+    def forward(self, x) -> np.ndarray:
+        """Dequantized logits (for display only: ``argmax`` of the codes gives the same class)."""
+        return dequantize(self.forward_codes(x), self.out_qp)
+
+    __call__ = forward
+
+    def predict(self, x) -> np.ndarray:
+        """Class = argmax of the integer logit codes (S > 0, so no dequantization is needed)."""
+        return self.forward_codes(x).argmax(axis=1)
+
+    def accuracy(self, X, y) -> float:
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+
+def integerize(qmodel, rounding: str = "double") -> IntegerMLP:
+    """Turn a PTQ model (:class:`qlib.ptq.QuantizedMLP`) into an :class:`IntegerMLP`.
+
+    Per layer: weight codes minus ``Z_w``, the int32 bias with ``-Z_in * sum_k w`` folded in,
+    and ``M = S_in * S_w / S_out`` (per channel for per-channel weights) turned into ``(M0, shift)``.
+    ``rounding`` picks the fixed-point kernel (see :func:`multiply_by_quantized_multiplier`).
+
+    >>> from qlib.data import load_digits
+    >>> from qlib.nn import reference_model
+    >>> from qlib.ptq import quantize_mlp
+    >>> d = load_digits()
+    >>> qm = quantize_mlp(reference_model(), d.X_train[:256])
+    >>> im = integerize(qm)
+    >>> [(L.name, L.w.shape, int(L.M0[0]), int(L.shift[0])) for L in im.layers][:1] # doctest: +ELLIPSIS
+    [('fc1', (128, 64), ..., ...)]
+    >>> bool((im.predict(d.X_test) == qm.predict(d.X_test)).mean() > 0.995)
+    True
+    """
+    layers = getattr(qmodel, "layers", None)
+    if not layers:
+        raise ValueError(f"expected a quantized model with .layers (qlib.ptq.QuantizedMLP), got {type(qmodel).__name__}")
+    out = []
+    for L in layers:
+        out.append(integer_linear_from_codes(
+            L.name, L.w_codes, L.w_qp.zero_point, L.bias_codes, L.in_qp.zero_point, L.multiplier,
+            L.out_qp.zero_point, L.out_qp.qmin, L.out_qp.qmax, relu=L.relu, rounding=rounding))
+    return IntegerMLP(tuple(out), layers[0].in_qp, layers[-1].out_qp)
+
+
+# ----------------------------------------------------------------------------- where codes differ
+def exact_single_rounding(acc, M0, shift) -> np.ndarray:
+    """``round_half_away(acc * M0 / 2^(31 - shift))`` computed exactly in integers.
+
+    The value the fixed-point multiplier stands for, rounded once: what you would get with
+    the Q31 multiplier but without gemmlowp's double rounding.
+
+    >>> exact_single_rounding([6, -6, 7], 2**30, -1)     # 6 * 0.25 = 1.5, -1.5, 1.75
+    array([ 2, -2,  2])
+    """
+    a = _as_int_array(acc, "acc")
+    m0 = _as_int_array(M0, "M0", 0, INT32_MAX)
+    t = 31 - _as_int_array(shift, "shift", -31, 31)
+    p = a * m0
+    half = np.where(t > 0, np.int64(1) << np.maximum(t - 1, 0), 0)
+    mag = (np.abs(p) + half) >> t
+    return np.sign(p) * mag
+
+
+def tie_distance(r) -> np.ndarray:
+    """How far a real value is from the nearest tie (a number ``k + 0.5``): ``| |r - floor(r) - 0.5| |``.
+
+    0 means an exact tie; 0.5 means ``r`` is an integer (as far from a tie as it gets).
+
+    >>> tie_distance(np.array([2.5, 2.0, 2.4, -1.5, -1.9]))
+    array([0. , 0.5, 0.1, 0. , 0.4])
+    """
+    r = np.asarray(r, dtype=np.float64)
+    return np.abs(r - np.floor(r) - 0.5)
+
+
+def tie_margin(acc, M, M0, shift) -> np.ndarray:
+    """How close to a tie ``acc * M`` may be before the integer path is allowed to round differently::
+
+        margin = |acc| * |M - M0 2^(shift-31)|   (Q31 approximation of M)
+               + 2^-(right + 1)                   (first rounding of gemmlowp, right = max(-shift, 0))
+               + |acc * M| * 2^-52                (float64 rounding of the simulation's product)
+
+    Wherever ``tie_distance(acc * M) > margin`` the integer code equals ``round_half_even(acc * M)``.
+
+    >>> M0, shift = quantize_multiplier(0.01)
+    >>> print(shift, f"{float(tie_margin(1000, 0.01, M0, shift)):.7f}")   # 0.01 = 0.64 * 2^-6: window ~2^-7
+    -6 0.0078125
+    """
+    a = _as_int_array(acc, "acc").astype(np.float64)
+    m = np.asarray(M, dtype=np.float64)
+    sh = _as_int_array(shift, "shift", -31, 31)
+    approx = np.ldexp(_as_int_array(M0, "M0", 0, INT32_MAX).astype(np.float64), (sh - 31).astype(np.int32))
+    right = np.maximum(-sh, 0)
+    return np.abs(a) * np.abs(m - approx) + np.ldexp(1.0, (-(right + 1)).astype(np.int32)) + np.abs(a * m) * 2.0**-52
+
+
+def requantization_chain(acc, M, M0, shift, rounding: str = "double") -> dict:
+    """The four stages between the simulation and the integer kernel, before zero point and clamp.
+
+    * ``"simulation"``: ``round_half_even(acc * M)`` (float64, qlib's PTQ simulation);
+    * ``"ties away"``: ``round_half_away(acc * M)`` -- only the tie rule changed;
+    * ``"Q31 multiplier"``: ``M`` replaced by ``M0 * 2^(shift - 31)``, rounded once (exact);
+    * ``"integer"``: the fixed-point kernel (:func:`multiply_by_quantized_multiplier`; gemmlowp's
+      double rounding by default, or ``rounding="single"``).
+
+    Consecutive stages differ only near ties; comparing them tells *why* a code changed.
+
+    >>> M0, shift = quantize_multiplier(0.25)
+    >>> {k: v.tolist() for k, v in requantization_chain([6, 10], 0.25, M0, shift).items()}
+    {'simulation': [2, 2], 'ties away': [2, 3], 'Q31 multiplier': [2, 3], 'integer': [2, 3]}
+    """
+    a = _as_int_array(acc, "acc")
+    r = a.astype(np.float64) * np.asarray(M, dtype=np.float64)
+    return {
+        "simulation": np.rint(r).astype(np.int64),
+        "ties away": round_half_away(r).astype(np.int64),
+        "Q31 multiplier": exact_single_rounding(a, M0, shift),
+        "integer": np.asarray(multiply_by_quantized_multiplier(a, M0, shift, rounding), dtype=np.int64),
+    }
+
+
+def _clamp(v, L):
+    lo = max(L.out_qmin, L.out_zero_point) if L.relu else L.out_qmin
+    return np.clip(v + L.out_zero_point, lo, L.out_qmax)
+
+
+def explain_differences(imodel: IntegerMLP, qmodel, X) -> list:
+    """Count, layer by layer, the output codes where the integer path and the simulation differ,
+    and attribute each difference to a cause.
+
+    Each layer gets the *same* input codes in both paths (the integer path's), so the counts
+    are the layer's own doing, not differences inherited from earlier layers. Returns one
+    dict per layer: ``codes`` (number of output codes), ``differ`` (total), ``tie rule``,
+    ``Q31 multiplier``, ``double rounding`` (codes that changed at that step of
+    :func:`requantization_chain`, after zero point and clamping), ``max |diff|`` and
+    ``near ties`` (codes within :func:`tie_margin` of a tie: the only places allowed to differ).
+    """
+    q = imodel.quantize_input(X)
+    rows = []
+    for IL, QL in zip(imodel.layers, qmodel.layers):
+        acc = IL.accumulate(q)
+        chain = {k: _clamp(v, IL) for k, v in requantization_chain(acc, IL.M, IL.M0, IL.shift, IL.rounding).items()}
+        sim = np.asarray(QL.forward_codes(q), dtype=np.int64)
+        if not np.array_equal(sim, chain["simulation"]):
+            raise ValueError(f"{IL.name}: the float reference does not reproduce the simulation")
+        out = IL.forward(q)
+        if not np.array_equal(out, chain["integer"]):
+            raise ValueError(f"{IL.name}: the integer layer does not reproduce the chain")
+        steps = list(chain.values())
+        near = tie_distance(acc.astype(np.float64) * IL.M) <= tie_margin(acc, IL.M, IL.M0, IL.shift)
+        rows.append({
+            "layer": IL.name, "codes": int(out.size), "differ": int((steps[0] != steps[3]).sum()),
+            "tie rule": int((steps[0] != steps[1]).sum()), "Q31 multiplier": int((steps[1] != steps[2]).sum()),
+            ("double rounding" if IL.rounding == "double" else "single-rounding ties"): int((steps[2] != steps[3]).sum()),
+            "max |diff|": int(np.abs(steps[0] - steps[3]).max()), "near ties": int(near.sum()),
+            "differ away from ties": int(((steps[0] != steps[3]) & ~near).sum()),
+        })
+        q = out
+    return rows
