@@ -130,3 +130,17 @@ def test_weight_code_counts_and_histograms(grid):
     assert wq.weight_code_counts(per_tensor)[1].tolist() == [0, 0, 3, 1]  # -0.5 / 1.0 = -0.5 rounds to even 0
     model = qlib.reference_model()
     labelled(wq.draw_weight_histograms(model.linear_layers[1].W, {"QAT LSQ": lsq}, bits=2))
+
+
+def test_live_widget_at_the_slider_extremes(grid):
+    box = wq.qat_widget(grid)
+    controls = box.children[0].children
+    assert [c.description for c in controls] == ["bits (W/A)", "training", "epochs"]
+    config, variant, epochs = controls
+    assert config.value == "W2A4" and epochs.max == grid["epochs"] and epochs.min == 0
+    for c in config.options:
+        for v in variant.options:
+            for e in (epochs.min, epochs.max):
+                config.value, variant.value, epochs.value = c, v, e
+                assert f"after {e} epoch" in box.children[1].value and c in box.children[1].value
+    plt.close("all")
