@@ -405,3 +405,25 @@ def test_quantize_model_weights(model_and_data):
         quantize_model_weights(m, 4, layers=["fc9"])
     with pytest.raises(ValueError, match="does not divide"):
         quantize_model_weights(m, 4, "block-wise", group_size=3)
+
+
+# ----------------------------------------------------------------------------- notebook 04's checkers
+def test_nb04_checkers_accept_right_and_reject_wrong_answers(model_and_data, capsys):
+    from qlib import check
+
+    w = np.array([[0.1, -0.2], [0.4, 0.0], [1.0, -3.0], [0.5, 0.5]])
+    check.check_group_scales([0.4 / 7, 0.4 / 7, 3 / 7, 3 / 7], w, groups=2, bits=4)
+    for wrong in ([0.4 / 7, 3 / 7], np.abs(w).max(axis=1) / 7, [3 / 7] * 4, [0.4 / 127] * 2 + [3 / 127] * 2):
+        with pytest.raises(check.ExerciseError):
+            check.check_group_scales(wrong, w, groups=2, bits=4)
+    check.check_effective_bits(3.375)
+    for wrong in (3.0, 3.25, 3.5, "three"):
+        with pytest.raises(check.ExerciseError):
+            check.check_effective_bits(wrong)
+    W2 = model_and_data[0].linear_layers[1].W
+    check.check_best_config((4, "block-wise", 64), W2)
+    for wrong in ((4, "block-wise", 32), (4, "per-channel", None), ("best",), 7):
+        with pytest.raises(check.ExerciseError):
+            check.check_best_config(wrong, W2)
+    out = capsys.readouterr().out
+    assert "over the budget" in out and "Correct" in out

@@ -72,6 +72,26 @@ def test_view_and_draw_at_every_extreme(setup, layer, bits, granularity, extreme
     plt.close(fig)
 
 
+def test_sqnr_axis_holds_every_cached_value(setup):
+    cache = setup[3]
+    for (layer, bits, key), sq in cache.sqnr.items():
+        lo, hi = wg.sqnr_axis(bits)
+        finite = sq[np.isfinite(sq)]
+        assert finite.size and finite.max() < hi, (layer, bits, key)
+    assert wg.sqnr_axis(2) == (-5.0, 6.02 * 2 + 15.0)
+
+
+def test_layer_view_matches_the_cached_view(setup):
+    m, _, _, cache = setup
+    for gran in GRANULARITIES:
+        a = wg.layer_view(m.linear_layers[1].W, 2, gran, groups=128, group_size=4, name="fc2")
+        b = wg.granularity_view(cache, "fc2", 2, gran, groups=128, group_size=4)
+        np.testing.assert_array_equal(a["sqnr"], b["sqnr"])
+        assert a["mse"] == b["mse"] and a["n_scales"] == b["n_scales"] and a["effective_bits"] == b["effective_bits"]
+        assert a["accuracy"] is None and "accuracy" not in wg.granularity_readout(a)
+        plt.close(wg.draw_granularity(a))
+
+
 def test_group_extremes_are_per_tensor_and_per_channel(setup):
     _, _, _, cache = setup
     for layer in ("fc1", "fc1 (BN-folded)"):  # 128 output channels, 64 inputs

@@ -58,7 +58,7 @@ def check_effective_bits(answer) -> None:
                "asymmetric: every group also stores its 8-bit zero point")
     expect_close("effective bits per weight", a, 3 + 24 / 64, rtol=1e-9,
                  hint="bits + (scale_bits + zero_point_bits) / group_size")
-    passed("3 + (16 + 8) / 64 = 3.375 bits per weight: the zero points cost as much as 3 % of the weights.")
+    passed("3 + (16 + 8) / 64 = 3.375 bits per weight: the 8-bit zero points alone add 0.125 bits (4 % more).")
 
 
 def check_best_config(answer, w) -> None:

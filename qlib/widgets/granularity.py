@@ -29,7 +29,9 @@ __all__ = [
     "config_key",
     "precompute_granularity",
     "granularity_view",
+    "layer_view",
     "draw_granularity",
+    "sqnr_axis",
     "granularity_readout",
     "granularity_widget",
     "draw_channel_ranges",
@@ -40,7 +42,11 @@ BITS = (2, 3, 4, 5, 6, 7, 8)
 GROUPS = (1, 2, 4, 8, 16, 32, 64, 128)
 GROUP_SIZES = (4, 8, 16, 32, 64)
 FOLDED_SUFFIX = " (BN-folded)"
-SQNR_AXIS = (-5.0, 60.0)
+
+
+def sqnr_axis(bits: int) -> tuple:
+    """y-limits of the SQNR panel: ``(-5, 6.02 * bits + 15)`` dB (about 6 dB per bit, plus room for small groups)."""
+    return (-5.0, 6.02 * bits + 15.0)
 
 
 class GranularityCache(NamedTuple):
@@ -140,6 +146,26 @@ def granularity_view(cache: GranularityCache, layer: str, bits: int, granularity
     }
 
 
+def layer_view(W, bits: int, granularity: str, groups: int = 1, group_size: int = 32, name: str = "W") -> dict:
+    """The weight part of :func:`granularity_view` computed directly for any (out, in) weight (no accuracy)."""
+    W = np.asarray(W)
+    key = config_key(granularity, groups, group_size)
+    pt_hat = fake_quantize(W, _qparams(W, bits, config_key("per-tensor")))
+    W_hat = fake_quantize(W, _qparams(W, bits, key))
+    g = min(key[1], W.shape[0]) if granularity == "channel-groups" else groups
+    per_scale = weights_per_scale(W.shape, granularity, groups=g, group_size=group_size)
+    return {
+        "layer": name, "bits": bits, "key": key,
+        "ranges": np.abs(W).max(axis=1),
+        "sqnr": per_channel_error(W, W_hat, metric="sqnr_db"),
+        "sqnr_per_tensor": per_channel_error(W, pt_hat, metric="sqnr_db"),
+        "mse": float(np.mean((W_hat.astype(np.float64) - W) ** 2)),
+        "effective_bits": effective_bits_per_weight(bits, per_scale),
+        "n_scales": int(round(W.size / per_scale)),
+        "model": None, "accuracy": None, "fp32_accuracy": None,
+    }
+
+
 def _label(key) -> str:
     gran, p = key
     if gran == "channel-groups":
@@ -160,7 +186,7 @@ def draw_granularity(view: dict):
     ax0.set(xlabel="output channel c", ylabel="max |W[c]| (weight units)",
             title=f"{view['layer']}: range of each channel")
     ax0.legend(loc="upper right", fontsize=8)
-    lo, hi = SQNR_AXIS  # fixed axis so slider moves compare; inf (an exact channel) is drawn at the top
+    lo, hi = sqnr_axis(view["bits"])  # fixed per bit width so granularity moves compare; inf drawn at the top
     ax1.stairs(np.clip(view["sqnr"], lo, hi), edges, baseline=lo, fill=True, color="tab:orange",
                label=_label(view["key"]))
     ax1.stairs(np.clip(view["sqnr_per_tensor"], lo, hi), edges, baseline=None, color="k", lw=1,
@@ -176,11 +202,14 @@ def draw_granularity(view: dict):
 
 def granularity_readout(view: dict) -> str:
     """HTML line: accuracy, MSE, scales and effective bits per weight."""
-    what = "all weights quantized" if view["model"] == "plain" else f"only {view['layer']} quantized"
-    return (f"<b>{_label(view['key'])}</b>, {view['bits']} bits: "
+    text = (f"<b>{_label(view['key'])}</b>, {view['bits']} bits: "
             f"weight MSE = {view['mse']:.3e}, {view['n_scales']} scale(s), "
-            f"{view['effective_bits']:.3f} bits/weight with fp16 scales &nbsp;|&nbsp; "
-            f"test accuracy = <b>{view['accuracy']:.2%}</b> ({what}; fp32: {view['fp32_accuracy']:.2%})")
+            f"{view['effective_bits']:.3f} bits/weight with fp16 scales")
+    if view["accuracy"] is None:
+        return text
+    what = "all weights quantized" if view["model"] == "plain" else f"only {view['layer']} quantized"
+    return text + (f" &nbsp;|&nbsp; test accuracy = <b>{view['accuracy']:.2%}</b> "
+                   f"({what}; fp32: {view['fp32_accuracy']:.2%})")
 
 
 def granularity_widget(cache: GranularityCache):
