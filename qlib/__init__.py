@@ -14,7 +14,7 @@ from .data import load_digits  # noqa: F401
 from .nn import reference_model  # noqa: F401
 from .observers import *  # noqa: F401,F403
 from . import ptq  # noqa: F401
-from . import integer  # noqa: F401
+from . import integer, export  # noqa: F401
 from .integer import quantize_multiplier, multiply_by_quantized_multiplier  # noqa: F401
 from . import qat  # noqa: F401
 from . import cle, onnx_graph, realmodel, textlines  # noqa: F401
