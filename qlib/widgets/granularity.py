@@ -190,7 +190,7 @@ def draw_granularity(view: dict):
     ax1.stairs(np.clip(view["sqnr"], lo, hi), edges, baseline=lo, fill=True, color="tab:orange",
                label=_label(view["key"]))
     ax1.stairs(np.clip(view["sqnr_per_tensor"], lo, hi), edges, baseline=None, color="k", lw=1,
-               label="per-tensor")
+               label="per-tensor (reference)")
     ax1.axhline(0.0, color="tab:red", ls=":", lw=1, label="0 dB: error as large as the weights")
     ax1.set_ylim(lo, hi)
     ax1.set(xlabel="output channel c", ylabel="SQNR per channel (dB)",
