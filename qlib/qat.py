@@ -97,7 +97,9 @@ def ste_mask(x, qp: QParams, rule: str = "clipped") -> np.ndarray:
     """Which inputs the straight-through estimator lets the gradient through (1.0) or blocks (0.0).
 
     * ``"plain"``: 1 everywhere (round and clamp both treated as the identity);
-    * ``"clipped"``: 1 where ``qmin <= round(x / S) + Z <= qmax``, else 0 (PyTorch's rule).
+    * ``"clipped"``: 1 where ``qmin <= round(x / S) + Z <= qmax``, else 0 (PyTorch's rule; PyTorch
+      multiplies by a float32 ``1/S`` where qlib divides, which can move an exact tie by one code).
+      TensorFlow's ``FakeQuantWithMinMaxVars`` tests ``min <= x <= max`` instead, half a step further in.
 
     With ``S = 0.5``, ``Z = 0`` and codes ``[-2, 1]`` the real range is ``[-1.0, 0.5]``, but the
     mask flips half a step further out, at ``x = -1.25`` and ``x = 0.75``:
