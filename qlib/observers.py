@@ -608,12 +608,22 @@ class HistogramObserver(Observer):
         self.num_bins = num_bins
         self.max_bins = max_bins
         self.hist = AbsHistogram(num_bins, max_bins)
+        self._cache = {}
 
     def _reset(self):
         self.hist = AbsHistogram(self.num_bins, self.max_bins)
+        self._cache = {}
 
     def _observe(self, x):
         self.hist.add(x)
+        self._cache = {}
+
+    def _key(self):
+        """Everything the threshold depends on (the search is cached per key until the next batch)."""
+        extra = tuple(sorted((k, v) for k, v in vars(self).items()
+                             if k in ("percentile", "start_bin", "stride", "n_candidates")))
+        return (type(self).__name__, self.bits, self.symmetric, self.signed, self.narrow_range,
+                self.scale_rule, extra)
 
     @property
     def unsigned_data(self) -> bool:
@@ -631,8 +641,11 @@ class HistogramObserver(Observer):
         if self.hist.counts is None:
             return 0.0
         # a grown histogram's last edge can lie a little above max|x|: never clip above the data
-        amax = max(abs(self.hist.min_val), abs(self.hist.max_val))
-        return float(min(self._threshold(), amax))
+        key = self._key()
+        if key not in self._cache:
+            amax = max(abs(self.hist.min_val), abs(self.hist.max_val))
+            self._cache[key] = float(min(self._threshold(), amax))
+        return self._cache[key]
 
     def _threshold(self):
         return max(abs(self.hist.min_val), abs(self.hist.max_val))

@@ -22,6 +22,7 @@ by a fixed-point ``M0 * 2^shift``; so the two can be compared code by code.
 
 from __future__ import annotations
 
+import copy
 import numbers
 from dataclasses import dataclass, field
 
@@ -273,7 +274,8 @@ def quantize_mlp(model: MLP, calib_x, w_bits: int = 8, a_bits: int = 8, per_chan
                  calibrator: str = "minmax", bias_bits: int = 32, layer_bits: dict | None = None,
                  input_bits: int | None = None, batch_size: int = 64, n_batches: int | None = None,
                  a_symmetric: bool = False, w_narrow_range: bool = False, activations: list | None = None,
-                 input_calibrator: str | None = None, **observer_kw) -> QuantizedMLP:
+                 input_calibrator: str | None = None, observers: dict | None = None,
+                 **observer_kw) -> QuantizedMLP:
     """Post-training quantization of an :class:`qlib.nn.MLP` (static: calibrated activation ranges).
 
     * ``calib_x``: calibration inputs, split into batches of ``batch_size`` (first ``n_batches``);
@@ -290,6 +292,10 @@ def quantize_mlp(model: MLP, calib_x, w_bits: int = 8, a_bits: int = 8, per_chan
     * ``input_calibrator``: calibrator of the network input only (default: ``calibrator``); the
       digits' pixels take 17 discrete values in [0, 1], a histogram the KL method handles badly
       at low bits (notebook 06 shows it), so ``"minmax"`` is a sensible choice there;
+    * ``observers``: already fitted observers, one per tensor name (``"input"``, ``"relu1"``, ...,
+      e.g. ``qm.observers`` of an earlier run): calibration is skipped and each observer is
+      reused through a shallow copy with its ``bits`` set to the tensor's bits (histogram
+      calibrators then only redo their threshold search; they cache it per setting);
     * ``activations``: precomputed :func:`collect_activations` output (saves the forward passes
       when you quantize the same model many times).
 
@@ -307,24 +313,33 @@ def quantize_mlp(model: MLP, calib_x, w_bits: int = 8, a_bits: int = 8, per_chan
     if not isinstance(per_channel, (bool, np.bool_)):
         raise ValueError(f"per_channel must be True or False, got {per_channel!r}")
     check_bits(bias_bits)
-    if activations is None:
-        activations = collect_activations(model, calib_x, batch_size, n_batches)
-    elif n_batches is not None:
-        activations = activations[:n_batches]
-    if not activations:
-        raise ValueError("no calibration batches: pass at least one sample in calib_x")
-
     tensor_bits = {"input": in_bits}
     for lin, relu, out_name in struct:
         tensor_bits[out_name] = bits[lin.name][1]
-    observers = {}
-    for t, b in tensor_bits.items():
-        cal = input_calibrator if (t == "input" and input_calibrator is not None) else calibrator
-        kw = observer_kw if cal == calibrator else {}
-        observers[t] = make_observer(cal, bits=b, symmetric=a_symmetric, **kw)
-    for acts in activations:
-        for t, obs in observers.items():
-            obs.observe(acts[t])
+    if observers is not None:
+        missing = set(tensor_bits) - set(observers)
+        if missing:
+            raise ValueError(f"observers lacks the tensor(s) {sorted(missing)}")
+        fitted = {}
+        for t, b in tensor_bits.items():
+            fitted[t] = copy.copy(observers[t])
+            fitted[t].bits = b
+        observers = fitted
+    else:
+        if activations is None:
+            activations = collect_activations(model, calib_x, batch_size, n_batches)
+        elif n_batches is not None:
+            activations = activations[:n_batches]
+        if not activations:
+            raise ValueError("no calibration batches: pass at least one sample in calib_x")
+        observers = {}
+        for t, b in tensor_bits.items():
+            cal = input_calibrator if (t == "input" and input_calibrator is not None) else calibrator
+            kw = observer_kw if cal == calibrator else {}
+            observers[t] = make_observer(cal, bits=b, symmetric=a_symmetric, **kw)
+        for acts in activations:
+            for t, obs in observers.items():
+                obs.observe(acts[t])
     act_qp = {t: obs.qparams() for t, obs in observers.items()}
 
     layers = []

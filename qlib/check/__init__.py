@@ -72,3 +72,4 @@ from .nb05 import *  # noqa: F401,F403,E402
 from .nb04 import *  # noqa: F401,F403,E402
 from .nb07 import *  # noqa: F401,F403,E402
 from .nb09 import *  # noqa: F401,F403,E402
+from .nb06 import *  # noqa: F401,F403,E402
