@@ -486,8 +486,9 @@ def integerize(qmodel, rounding: str = "double") -> IntegerMLP:
     True
     """
     layers = getattr(qmodel, "layers", None)
-    if not layers:
-        raise ValueError(f"expected a quantized model with .layers (qlib.ptq.QuantizedMLP), got {type(qmodel).__name__}")
+    if not layers or not all(hasattr(L, "w_codes") and hasattr(L, "multiplier") for L in layers):
+        raise ValueError(f"expected a quantized model with .layers (qlib.ptq.QuantizedMLP), got {type(qmodel).__name__}"
+                         " (quantize a float model first with qlib.ptq.quantize_mlp)")
     out = []
     for L in layers:
         out.append(integer_linear_from_codes(

@@ -222,3 +222,169 @@ def test_fixed_point_multiply_rejects_bad_multiplier():
 def test_top_level_names():
     assert qlib.quantize_multiplier is quantize_multiplier
     assert qlib.multiply_by_quantized_multiplier is multiply_by_quantized_multiplier
+
+
+# ----------------------------------------------------------------------------- the int8 layer
+rng_layers = st.integers(0, 2**32 - 1)
+
+
+def _random_layer(seed, relu, per_channel):
+    rng = np.random.default_rng(seed)
+    K, N = int(rng.integers(1, 40)), int(rng.integers(1, 12))
+    x = rng.integers(0, 256, size=(7, K)).astype(np.uint8)
+    w = rng.integers(-127, 128, size=(N, K)).astype(np.int8)
+    zx = int(rng.integers(0, 256))
+    b = rng.integers(-5000, 5000, size=N).astype(np.int32)
+    s_in, s_out = rng.uniform(0.001, 0.1), rng.uniform(0.01, 1.0)
+    s_w = rng.uniform(0.001, 0.05, size=N) if per_channel else np.full(N, rng.uniform(0.001, 0.05))
+    return x, w, zx, b, s_in, s_w, s_out
+
+
+def test_accumulate_expanded_and_folded_equal_direct_sum():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(5, 9)).astype(np.uint8)
+    w = rng.integers(0, 256, size=(4, 9)).astype(np.uint8)  # asymmetric weights, Z_w per channel
+    zx, zw, b = 131, np.array([120, 128, 3, 250]), np.array([7, -9, 0, 100])
+    direct = (x.astype(np.int64) - zx) @ (w.astype(np.int64) - zw[:, None]).T + b
+    assert accumulate_expanded(x, w, zx, zw, b).tolist() == direct.tolist()
+    wc, bf = fold_zero_points(w, zx, zw, b)
+    assert (x.astype(np.int64) @ wc.T.astype(np.int64) + bf).tolist() == direct.tolist()
+
+
+def test_uint8_codes_do_not_wrap():
+    # uint8 - 200 would wrap around in numpy; the layer casts first
+    x = np.array([[0, 255]], np.uint8)
+    w = np.array([[1, 1]], np.int8)
+    assert accumulate_expanded(x, w, 200).tolist() == [[(0 - 200) + (255 - 200)]]
+
+
+def test_accumulator_overflow_is_refused():
+    assert accumulator_bound(65_000, 255, 128) <= INT32_MAX < accumulator_bound(66_000, 255, 128)
+    layer = integer_linear_from_codes("big", np.full((1, 70_000), 127, np.int8), 0, [0], 0, 1e-6, 0, 0, 255)
+    with pytest.raises(ValueError, match="overflow"):
+        layer.forward(np.full((1, 70_000), 255, np.uint8))
+    with pytest.raises(ValueError, match="overflows int32"):
+        accumulate_expanded(np.full((1, 70_000), 255, np.uint8), np.full((1, 70_000), 127, np.int8), 0)
+
+
+def test_layer_bad_inputs():
+    layer = integer_linear_from_codes("fc", np.array([[2, -3]], np.int8), 0, [10], 128, 0.5, 0, 0, 255)
+    with pytest.raises(ValueError, match="integer codes"):
+        layer.forward(np.array([[0.5, 0.25]]))
+    with pytest.raises(ValueError, match="takes 2 inputs"):
+        layer.forward(np.array([[1, 2, 3]], np.uint8))
+    with pytest.raises(ValueError, match=">= 0"):
+        integer_linear_from_codes("fc", np.array([[2, -3]], np.int8), 0, [10], 128, -0.5, 0, 0, 255)
+    with pytest.raises(ValueError, match="one entry per output"):
+        fold_zero_points(np.array([[2, -3]], np.int8), 0, 0, [1, 2])
+
+
+def test_requantize_relu_clamps_at_zero_point():
+    M0, shift = quantize_multiplier(0.5)
+    # Z_out = 10: negative accumulators map below 10, the fused ReLU clamps them at 10 (real 0)
+    assert requantize([-40, -2, 0, 4, 1000], M0, shift, 10, 0, 255, relu=True).tolist() == [10, 10, 10, 12, 255]
+    assert requantize([-40, -2, 0, 4, 1000], M0, shift, 10, 0, 255, relu=False).tolist() == [0, 9, 10, 12, 255]
+    assert requantize_float([-40, -2, 0, 4, 1000], 0.5, 10, 0, 255).tolist() == [0, 9, 10, 12, 255]  # -1 ties to even
+
+
+@settings(max_examples=60, deadline=None)
+@given(rng_layers, st.booleans(), st.booleans())
+def test_integer_layer_matches_float_reference(seed, relu, per_channel):
+    """Integer layer vs the real-valued layer computed in float64 on the same codes: within 1 code."""
+    x, w, zx, b, s_in, s_w, s_out = _random_layer(seed, relu, per_channel)
+    z_out = 0 if relu else 128
+    layer = integer_linear_from_codes("fc", w, 0, b, zx, s_in * s_w / s_out, z_out, 0, 255, relu=relu)
+    got = layer.forward(x).astype(np.int64)
+    real = ((x.astype(np.float64) - zx) * s_in) @ (w.astype(np.float64) * s_w[:, None]).T + b * s_in * s_w
+    if relu:
+        real = np.maximum(real, 0.0)
+    ref = np.clip(real / s_out + z_out, 0, 255)
+    assert np.all(np.abs(got - ref) <= 1.0 + 1e-9)
+    # and it equals the float-requantized simulation except within the tie margin
+    acc = layer.accumulate(x)
+    sim = requantize_float(acc, layer.M, z_out, 0, 255, relu)
+    near = qlib.integer.tie_distance(acc * layer.M) <= qlib.integer.tie_margin(acc, layer.M, layer.M0, layer.shift)
+    assert np.array_equal(got[~near], sim[~near])
+    assert np.all(np.abs(got - sim) <= 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(2**24), 2**24), st.floats(min_value=1e-6, max_value=1.0))
+def test_codes_equal_away_from_ties(acc, M):
+    """The issue's agreement rule, one value at a time: away from a tie, integer == simulation."""
+    M0, shift = quantize_multiplier(M)
+    integer = multiply_by_quantized_multiplier(acc, M0, shift)
+    if qlib.integer.tie_distance(acc * M) > qlib.integer.tie_margin(acc, M, M0, shift):
+        assert integer == int(np.rint(acc * M))
+
+
+def test_requantization_chain_attributes_a_tie():
+    M0, shift = quantize_multiplier(0.25)
+    chain = qlib.integer.requantization_chain([2, 6, 10, -10], 0.25, M0, shift)  # 0.5, 1.5, 2.5, -2.5
+    assert chain["simulation"].tolist() == [0, 2, 2, -2]  # half to even
+    assert chain["ties away"].tolist() == [1, 2, 3, -3]
+    assert chain["integer"].tolist() == [1, 2, 3, -3]
+    single = qlib.integer.requantization_chain([-10], 0.25, M0, shift, rounding="single")
+    assert single["integer"].tolist() == [-2]  # -2.5 rounds up with single rounding
+
+
+def test_exact_single_rounding_hand_values():
+    assert qlib.integer.exact_single_rounding([3, -3, 5], 2**30, 0).tolist() == [2, -2, 3]  # 1.5, -1.5, 2.5
+    assert qlib.integer.exact_single_rounding([7], 2**30, 31).tolist() == [7 * 2**30]  # shift 31: no division
+
+
+# ----------------------------------------------------------------------------- the whole model
+@pytest.fixture(scope="module")
+def digits_models():
+    from qlib.ptq import quantize_mlp
+
+    d = qlib.load_digits()
+    m = qlib.reference_model()
+    return d, {pc: quantize_mlp(m, d.X_train[:512], per_channel=pc) for pc in (False, True)}
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_integer_model_agrees_with_simulation(digits_models, per_channel):
+    d, qms = digits_models
+    qm = qms[per_channel]
+    im = qlib.integer.integerize(qm)
+    agree = (im.predict(d.X_test) == qm.predict(d.X_test)).mean()
+    assert agree >= 0.995
+    assert abs(im.accuracy(d.X_test, d.y_test) - qm.accuracy(d.X_test, d.y_test)) <= 0.005
+    rows = qlib.integer.explain_differences(im, qm, d.X_test)
+    assert [r["layer"] for r in rows] == ["fc1", "fc2", "fc3"]
+    for r in rows:
+        assert r["differ"] == r["tie rule"] + r["Q31 multiplier"] + r["double rounding"] or r["max |diff|"] <= 1
+        assert r["differ away from ties"] == 0  # every difference sits within the tie margin
+        assert r["max |diff|"] <= 1
+        assert r["differ"] <= r["near ties"]
+    # end to end the final codes differ by at most a few steps (differences can compound)
+    diff = np.abs(im.forward_codes(d.X_test).astype(np.int64) - qm.forward_codes(d.X_test).astype(np.int64))
+    assert diff.max() <= 3
+
+
+def test_integer_model_is_integer_only(digits_models):
+    d, qms = digits_models
+    im = qlib.integer.integerize(qms[True])
+    q = im.quantize_input(d.X_test[:20])
+    out = im.forward_codes_int(q)
+    assert out.dtype == np.int32
+    for L in im.layers:
+        assert L.w.dtype == np.int32 and L.bias.dtype == np.int32 and L.M0.dtype == np.int64
+    with pytest.raises(ValueError, match="integer codes"):
+        im.forward_codes_int(d.X_test[:20])  # real values are refused after the input quantizer
+
+
+def test_single_rounding_model_differs_only_at_exact_ties(digits_models):
+    d, qms = digits_models
+    qm = qms[True]
+    im = qlib.integer.integerize(qm, rounding="single")
+    rows = qlib.integer.explain_differences(im, qm, d.X_test)
+    for r in rows:  # without double rounding only the Q31 multiplier and exact ties remain
+        assert r["differ"] == r["tie rule"] + r["Q31 multiplier"] + r["single-rounding ties"]
+        assert r["differ away from ties"] == 0
+
+
+def test_integerize_bad_input():
+    with pytest.raises(ValueError, match="QuantizedMLP"):
+        qlib.integer.integerize(qlib.reference_model())
