@@ -442,11 +442,13 @@ class QATLinear:
                            symmetric=True)
         return qparams_from_tensor(self.W, bits=self.bits, symmetric=True, axis=0 if self.per_channel else None)
 
-    def quantized_weight(self) -> np.ndarray:
-        """``Wq``, the weight the forward pass uses (on the integer grid times the step)."""
+    def quantized_weight(self, qp: QParams | None = None) -> np.ndarray:
+        """``Wq``, the weight the forward pass uses (on the integer grid times the step).
+
+        ``qp``: the min-max parameters if already computed (saves recomputing them)."""
         if self.method == "lsq":
             return lsq_quantize(self.W, np.maximum(self.s, np.float32(MIN_SCALE)), self.bits, True)
-        return fake_quantize(self.W, self.weight_qparams())
+        return fake_quantize(self.W, self.weight_qparams() if qp is None else qp)
 
     @property
     def in_features(self) -> int:
@@ -460,7 +462,7 @@ class QATLinear:
         self._x = x
         if self.method == "minmax":
             self._qp = self.weight_qparams()
-        self._Wq = self.quantized_weight()
+        self._Wq = self.quantized_weight(self._qp)
         return x @ self._Wq.T + self.b
 
     def backward(self, g):
