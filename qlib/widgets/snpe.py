@@ -108,8 +108,10 @@ def draw_number_line(st: SnpeState):
     after = s.encoding_min + codes * s.delta
     ax2.vlines(before, 0.75, 1.25, color="C2", lw=1.5, label="grid from min (not adjusted)")
     ax2.vlines(after, -0.25, 0.25, color="C1", lw=1.5, label="SNPE grid (adjusted)")
+    between = {int(np.floor(s.zero_real)), int(np.ceil(s.zero_real))}  # the codes 0 falls between
     for c, b, a in zip(codes, before, after):
-        ax2.text(b, 1.42, str(c), ha="center", va="bottom", fontsize=7, color="C2")
+        if c in between:
+            ax2.text(b, 1.42, str(c), ha="center", va="bottom", fontsize=7, color="C2")
         box = {"fc": "white", "ec": "none", "pad": 0.3} if c == s.zero_point else None
         ax2.text(a, -0.42, str(c), ha="center", va="top", fontsize=7, color="C1", bbox=box)
     ax2.axvline(0.0, color="k", ls="--", lw=1)
