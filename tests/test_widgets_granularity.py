@@ -13,12 +13,12 @@ from qlib.granularity import (  # noqa: E402
     GRANULARITIES,
     bn_folded_model,
     effective_bits_per_weight,
-    fake_quantize,
     group_size_sweep,
     per_channel_error,
     weight_only_accuracy,
     weight_qparams,
 )
+from qlib.linear import fake_quantize  # noqa: E402
 from qlib.widgets import granularity as wg  # noqa: E402
 
 BITS_EXT = (min(wg.BITS), max(wg.BITS))

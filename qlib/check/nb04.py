@@ -63,7 +63,8 @@ def check_effective_bits(answer) -> None:
 
 def check_best_config(answer, w) -> None:
     """Exercise 3: the candidate of :data:`NB04_CANDIDATES` with the smallest MSE within the budget."""
-    from ..granularity import effective_bits_per_weight, fake_quantize, weight_qparams, weights_per_scale
+    from ..granularity import effective_bits_per_weight, weight_qparams, weights_per_scale
+    from ..linear import fake_quantize
 
     w = np.asarray(w, dtype=np.float32)
     best, best_err = None, np.inf

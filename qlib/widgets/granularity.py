@@ -14,12 +14,12 @@ import numpy as np
 from ..granularity import (
     GRANULARITIES,
     effective_bits_per_weight,
-    fake_quantize,
     per_channel_error,
     quantize_model_weights,
     weight_qparams,
     weights_per_scale,
 )
+from ..linear import fake_quantize
 
 __all__ = [
     "BITS",
