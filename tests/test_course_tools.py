@@ -1,0 +1,400 @@
+"""The classroom tooling: student version, exercises and checkers, navigation, Binder environment.
+
+* ``student/`` and ``solutions/`` are in sync with ``notebooks/`` (scripts/build_student.py --check);
+* every exercise follows the format (markers, tag, a checker call in the next cell), and the
+  student version really hides the solution;
+* every checker *rejects a wrong answer*: each notebook is executed cell by cell in a fresh
+  kernel; right after each exercise cell the names it assigns are replaced by perturbed
+  values (numbers shifted, arrays offset, functions whose results are offset, ...) and the
+  checker cell must raise ``qlib.check.ExerciseError``; then the real solution is restored;
+* the navigation lines are in sync (scripts/nav_links.py --check);
+* environment.yml has the Binder shape (conda-forge, python 3.11, a pip section installing
+  qlib with ``-e .``) and its packages resolve with ``pip install --dry-run`` (needs the
+  package index; skipped with a message when it cannot be reached).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import urllib.parse
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build_student = _load("build_student")
+nav_links = _load("nav_links")
+build_html = _load("build_html")
+
+
+@pytest.mark.parametrize("module", [build_student, nav_links, build_html], ids=lambda m: m.__name__)
+def test_script_doctests(module):
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def _exercise_notebooks():
+    out = []
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        if any("solution" in c.metadata.get("tags", []) for c in nb.cells):
+            out.append(path)
+    return out
+
+
+# --------------------------------------------------------------------------- build_student itself
+
+def _nb(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    return nb
+
+
+def _code(source, tags=(), outputs=()):
+    cell = nbformat.v4.new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in outputs]
+    cell.execution_count = 1 if outputs else None
+    return cell
+
+
+def test_student_notebook_hides_solution_and_clears_its_outputs():
+    sol = _code("x = 3\n# BEGIN SOLUTION\ny = x * 7\n# END SOLUTION\nprint(y)", ["solution"], ["21\n"])
+    chk = _code("check.answer(y)", outputs=["✅ Correct! y = 21\n"])
+    other = _code("print('kept')", outputs=["kept\n"])
+    nb = _nb(nbformat.v4.new_markdown_cell("## Check yourself"), sol, chk, other)
+    student = build_student.student_notebook(nb)
+    assert student.cells[1].source == 'x = 3\nraise NotImplementedError("your turn")\nprint(y)'
+    assert student.cells[1].outputs == [] and student.cells[1].execution_count is None
+    assert student.cells[2].outputs == [] and student.cells[2].source == "check.answer(y)"
+    assert student.cells[3].outputs[0]["text"] == "kept\n"          # other outputs stay
+    assert nb.cells[1].source.count("y = x * 7") == 1                 # input not modified
+    assert nb.cells[2].outputs                                        # input not modified
+
+
+@pytest.mark.parametrize("source, message", [
+    ("# BEGIN SOLUTION\ny = 1", "exactly one"),
+    ("# END SOLUTION\ny = 1\n# BEGIN SOLUTION", "before"),
+    ("y = 1  # BEGIN SOLUTION\n# END SOLUTION", "alone"),
+    ("# BEGIN SOLUTION\n# END SOLUTION", "nothing between"),
+])
+def test_bad_solution_cells_are_rejected(source, message):
+    nb = _nb(_code(source, ["solution"]), _code("check.answer(y)"))
+    with pytest.raises(build_student.ExerciseFormatError, match=message):
+        build_student.exercises(nb)
+
+
+def test_exercise_without_checker_or_tag_is_rejected():
+    with pytest.raises(build_student.ExerciseFormatError, match="checker"):
+        build_student.exercises(_nb(_code("# BEGIN SOLUTION\ny = 1\n# END SOLUTION", ["solution"]), _code("print(y)")))
+    with pytest.raises(build_student.ExerciseFormatError, match="no `solution` tag"):
+        build_student.exercises(_nb(_code("# BEGIN SOLUTION\ny = 1\n# END SOLUTION"), _code("check.a(y)")))
+
+
+def test_build_check_and_stale_files(tmp_path):
+    src, stu, sol = tmp_path / "nb", tmp_path / "student", tmp_path / "solutions"
+    src.mkdir()
+    nb = _nb(_code("# BEGIN SOLUTION\ny = 1\n# END SOLUTION", ["solution"]), _code("check.a(y)"))
+    nbformat.write(nb, src / "01_demo.ipynb")
+    assert build_student.check(src, stu, sol)                         # nothing built yet
+    build_student.write(src, stu, sol)
+    assert build_student.check(src, stu, sol) == []
+    assert "y = 1" in (sol / "01_demo.py").read_text()
+    assert "y = 1" not in (stu / "01_demo.ipynb").read_text()
+    nb.cells[0].source = "# BEGIN SOLUTION\ny = 2\n# END SOLUTION"    # the source changes
+    nbformat.write(nb, src / "01_demo.ipynb")
+    assert any("out of date" in p for p in build_student.check(src, stu, sol))
+    (src / "01_demo.ipynb").rename(src / "02_renamed.ipynb")
+    build_student.write(src, stu, sol)
+    assert not (stu / "01_demo.ipynb").exists() and not (sol / "01_demo.py").exists()
+    assert build_student.check(src, stu, sol) == []
+
+
+def test_build_html_embeds_figures_links_pages_and_replaces_widgets(tmp_path):
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    fig = _code("plot()")
+    fig.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})]
+    widget = _code("interactive_figure(draw, controls)")
+    widget.outputs = [nbformat.v4.new_output("execute_result", execution_count=2, data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0},
+        "text/plain": "VBox(children=(...))"})]
+    nb = _nb(nbformat.v4.new_markdown_cell("# 01 · Demo\n\nIn this notebook you will:\n* plot a staircase\n\n"
+                                           "[next →](02_other.ipynb)"), fig, widget)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    src, out = tmp_path / "nb", tmp_path / "site"
+    src.mkdir()
+    nbformat.write(nb, src / "01_demo.ipynb")
+    build_html.build(src, out)
+    page = (out / "01_demo.html").read_text()
+    assert f"data:image/png;base64,{png}" in page                   # the figure is inside the page
+    assert 'href="02_other.html"' in page and "02_other.ipynb" not in page
+    assert "qlib-widget-note" in page and "VBox(children" not in page
+    index = (out / "index.html").read_text()
+    assert 'href="01_demo.html"' in index and "plot a staircase" in index
+
+
+# --------------------------------------------------------------------------- the course's own files
+
+def test_student_version_in_sync():
+    problems = build_student.check(ROOT / "notebooks", ROOT / "student", ROOT / "solutions")
+    assert not problems, ("student/ or solutions/ is out of date; run `python scripts/build_student.py`:\n"
+                          + "\n".join(problems))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_a_checker(path):
+    nb = nbformat.read(path, as_version=4)
+    for ex in build_student.exercises(nb, path.name):    # raises on a badly formed exercise
+        assert ex.checker_names, f"{path.name} exercise {ex.number} has no checker call"
+        student = build_student.strip_solution(ex.solution)
+        assert ex.region.strip() not in student and "NotImplementedError" in student
+
+
+def test_nav_links_in_sync():
+    problems = nav_links.check(ROOT / "notebooks")
+    assert not problems, "run `python scripts/nav_links.py`:\n" + "\n".join(problems)
+
+
+def test_nav_links_rewrite_is_idempotent(tmp_path):
+    for i, title in enumerate(["Start here", "Two: sub", "Three"]):
+        nb = _nb(nbformat.v4.new_markdown_cell(f"# {i:02d} · {title}"), _code("1 + 1"))
+        if i == 1:   # a hand-written, outdated line inside a longer cell is rewritten in place
+            nb.cells.append(nbformat.v4.new_markdown_cell("## Summary\n\ntext\n\n---\n[← 00 Old](00_a.ipynb) · [Next →](02_c.ipynb)"))
+        nbformat.write(nb, tmp_path / f"{i:02d}_{'abc'[i]}.ipynb")
+    assert nav_links.check(tmp_path)
+    assert len(nav_links.write(tmp_path)) == 3
+    assert nav_links.check(tmp_path) == [] and nav_links.write(tmp_path) == []
+    middle = nbformat.read(tmp_path / "01_b.ipynb", as_version=4)
+    assert middle.cells[-1].source.endswith("---\n[← 00 Start here](00_a.ipynb) · [02 Three →](02_c.ipynb)")
+    assert middle.cells[-1].source.startswith("## Summary") and len(middle.cells) == 3
+
+
+# --------------------------------------------------------------------------- checkers reject wrong answers
+
+PERTURB = textwrap.dedent('''
+    def __qlib_perturb(v, _depth=0):
+        """A deliberately wrong version of v (same type where possible)."""
+        import dataclasses, numbers, functools
+        import numpy as _np
+        if _depth > 4:
+            return None
+        if v is None:
+            return 1
+        if isinstance(v, (bool, _np.bool_)):
+            return not v
+        if isinstance(v, numbers.Integral):
+            return type(v)(v + 1) if not isinstance(v, _np.integer) else v + 1
+        if isinstance(v, numbers.Real):
+            return v * 1.25 + 0.37
+        if isinstance(v, numbers.Complex):
+            return v * 1.25 + 0.37
+        if isinstance(v, str):
+            return v + "_wrong"
+        if isinstance(v, _np.ndarray):
+            if v.dtype == bool:
+                return ~v
+            if _np.issubdtype(v.dtype, _np.integer):
+                return v.astype(_np.int64) + 1
+            if _np.issubdtype(v.dtype, _np.number):
+                return v * 1.25 + 0.37
+            return v
+        if isinstance(v, (list, tuple)):
+            items = [__qlib_perturb(x, _depth + 1) for x in v]
+            return type(v)(items) if isinstance(v, list) or type(v) is tuple else type(v)(*items)
+        if isinstance(v, dict):
+            return {k: __qlib_perturb(x, _depth + 1) for k, x in v.items()}
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            changes = {f.name: __qlib_perturb(getattr(v, f.name), _depth + 1) for f in dataclasses.fields(v)
+                       if isinstance(getattr(v, f.name), (float, _np.ndarray)) and f.name != "bits"}
+            try:
+                return dataclasses.replace(v, **changes)
+            except Exception:
+                return None
+        if callable(v) and not isinstance(v, type):
+            @functools.wraps(v)
+            def wrong(*args, **kwargs):
+                return __qlib_perturb(v(*args, **kwargs), _depth + 1)
+            return wrong
+        return None
+''')
+
+
+def assigned_names(region: str, cell_source: str) -> list[str]:
+    """Names an exercise defines: assignments inside the solution block, or the function around it.
+
+    >>> assigned_names("S = 1\\nZ, q = 2, 3", "S = 1\\nZ, q = 2, 3")
+    ['S', 'Z', 'q']
+    >>> assigned_names("    return x", "def f(x):\\n    # BEGIN SOLUTION\\n    return x\\n    # END SOLUTION")
+    ['f']
+    """
+    lines = cell_source.split("\n")
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "# BEGIN SOLUTION") + 1
+        end = next(i for i, ln in enumerate(lines) if ln.strip() == "# END SOLUTION") + 1
+    except StopIteration:
+        start, end = 1, len(lines)
+    tree = ast.parse(cell_source)
+    names: list[str] = []
+    for node in tree.body:
+        last = getattr(node, "end_lineno", node.lineno)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.lineno < start <= last:
+            names.append(node.name)
+        elif start <= node.lineno <= end:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.append(sub.id)
+                elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.append(sub.name)
+                elif isinstance(sub, (ast.Subscript, ast.Attribute)) and isinstance(sub.ctx, ast.Store):
+                    base = sub.value
+                    while isinstance(base, (ast.Subscript, ast.Attribute)):
+                        base = base.value
+                    if isinstance(base, ast.Name):
+                        names.append(base.id)
+    return list(dict.fromkeys(names))
+
+
+@pytest.mark.parametrize("path", _exercise_notebooks(), ids=lambda p: p.stem)
+def test_checkers_reject_wrong_answers(path):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    exs = {ex.cell_index: ex for ex in build_student.exercises(nb, path.name)}
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    failures = []
+    old_backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        with client.setup_kernel():
+            client.execute_cell(nbformat.v4.new_code_cell(PERTURB), 0, store_history=False)
+            last_needed = max(ex.checker_index for ex in exs.values())
+            for i, cell in enumerate(nb.cells[: last_needed + 1]):
+                if cell.cell_type != "code":
+                    continue
+                client.execute_cell(cell, i)       # raises unless the cell is tagged raises-exception
+                if i not in exs:
+                    continue
+                ex = exs[i]
+                names = assigned_names(ex.region, ex.solution)
+                if not names:
+                    failures.append(f"exercise {ex.number} (cell {i}): cannot tell which names the solution sets")
+                    continue
+                wrong = "\n".join(f"{n} = __qlib_perturb({n})" for n in names)
+                client.execute_cell(nbformat.v4.new_code_cell(wrong), i)
+                checker = nbformat.v4.new_code_cell(nb.cells[ex.checker_index].source)
+                try:
+                    client.execute_cell(checker, ex.checker_index)
+                    failures.append(f"exercise {ex.number} (cell {i}): the checker accepted a wrong answer "
+                                    f"(perturbed {', '.join(names)})")
+                except CellExecutionError as exc:
+                    if exc.ename != "ExerciseError":
+                        failures.append(f"exercise {ex.number} (cell {i}): a wrong answer made the checker "
+                                        f"crash with {exc.ename}: {exc.evalue} instead of a friendly ExerciseError")
+                client.execute_cell(nbformat.v4.new_code_cell(cell.source), i)   # restore the right answer
+    finally:
+        if old_backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old_backend
+    assert not failures, f"{path.name}:\n" + "\n".join(failures)
+
+
+# --------------------------------------------------------------------------- Binder: environment.yml
+
+def _environment():
+    yaml = pytest.importorskip("yaml", reason="PyYAML (installed with JupyterLab) is needed to read environment.yml")
+
+    return yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+def _pyproject():
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11 (tomllib)")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+# conda-forge names that differ from the PyPI name of the same package
+CONDA_TO_PYPI = {"matplotlib-base": "matplotlib"}
+
+
+def _req_name(spec: str) -> str:
+    name = re.split(r"[<>=!~;\[ ]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return CONDA_TO_PYPI.get(name, name)
+
+
+def test_environment_yml_shape():
+    env = _environment()
+    assert env.get("channels") == ["conda-forge"] or env.get("channels", [None])[0] == "conda-forge", env.get("channels")
+    deps = env["dependencies"]
+    conda = [d for d in deps if isinstance(d, str)]
+    pips = [d for d in deps if isinstance(d, dict)]
+    assert any(re.fullmatch(r"python\s*=\s*3\.11(\.\*)?", d) for d in conda), "environment.yml must pin python=3.11"
+    assert "pip" in [_req_name(d) for d in conda], "list pip itself among the conda dependencies"
+    assert len(pips) == 1 and set(pips[0]) == {"pip"}, "one `- pip:` section"
+    pip_section = [s.strip() for s in pips[0]["pip"]]
+    assert "-e ." in pip_section, "the pip section must install qlib with `-e .`"
+    # every runtime dependency of pyproject is in the environment (conda or pip)
+    have = {_req_name(d) for d in conda} | {_req_name(d) for d in pip_section if not d.startswith("-")}
+    wanted = {_req_name(d) for d in _pyproject()["project"]["dependencies"]}
+    assert wanted <= have, f"missing from environment.yml: {sorted(wanted - have)}"
+
+
+def _index_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")
+    host = urllib.parse.urlparse(index).hostname or "pypi.org"
+    port = urllib.parse.urlparse(index).port or (80 if index.startswith("http:") else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True, host
+    except OSError as exc:
+        return False, f"{host}:{port} ({exc})"
+
+
+def test_environment_yml_resolves_with_pip():
+    env = _environment()
+    ok, where = _index_reachable()
+    if not ok:
+        pytest.skip(f"offline: the package index {where} cannot be reached, so `pip install --dry-run` "
+                    "of environment.yml was not run")
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and _req_name(d) not in ("python", "pip")]
+    pip_section = [d for d in env["dependencies"] if isinstance(d, dict)][0]["pip"]
+    specs = []
+    for d in conda:
+        d = d.replace(" ", "")
+        name = re.split(r"[<>=!~]", d, maxsplit=1)[0]
+        d = CONDA_TO_PYPI.get(name.lower(), name) + d[len(name):]
+        specs.append(re.sub(r"^([\w.-]+)=([\w.*]+)$", r"\1==\2", d))   # conda's x=1.2 is pip's x==1.2
+    specs += [d for d in pip_section if not d.strip().startswith("-")]
+    specs += _pyproject()["project"]["dependencies"]           # what `-e .` pulls in
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+           "--disable-pip-version-check", "--only-binary=:all:", "--python-version", "3.11", *specs]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    network = ("NewConnectionError", "Temporary failure in name resolution", "ConnectTimeout",
+               "Network is unreachable", "ProxyError")
+    if proc.returncode != 0 and any(n in out for n in network):
+        pytest.skip(f"offline: pip could not reach the package index:\n{out[-1500:]}")
+    assert proc.returncode == 0, f"environment.yml does not resolve with pip:\n{' '.join(specs)}\n{out[-3000:]}"
