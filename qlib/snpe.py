@@ -432,8 +432,8 @@ def load_encodings(source, section: str | None = None, axis: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- a whole model
-def snpe_model_encodings(model, x_calib, weights_bitwidth=8, act_bitwidth=8, bias_bitwidth=8,
-                         per_channel=False):
+def snpe_model_encodings(model, x_calib, weights_bitwidth=None, act_bitwidth=None, bias_bitwidth=None,
+                         per_channel=False, bitwidth=None):
     """SNPE-style encodings of every tensor of an MLP: ``(activation_encodings, param_encodings)``.
 
     Activations (``model.activations(x_calib)``: input and every layer output) and weights get
@@ -441,8 +441,11 @@ def snpe_model_encodings(model, x_calib, weights_bitwidth=8, act_bitwidth=8, bia
     (signed, offset ``-2^(n-1)``, as SNPE/QNN's per-channel mode). Biases: 8-bit -> their own
     min-max encoding; 32-bit -> ``scale = S_in * S_w``, Z = 0 (:func:`snpe_bias_encoding`).
     Names: ``"input"``, ``"fc1"``, ``"relu1"``, ... and ``"fc1.weight"``, ``"fc1.bias"``, ...
+    The bitwidth arguments follow the flags of :func:`snpe_bitwidths` (8 by default; ``bitwidth``
+    sets all three and can't be mixed with the others).
     """
-    bw = snpe_bitwidths(weights_bitwidth=weights_bitwidth, act_bitwidth=act_bitwidth, bias_bitwidth=bias_bitwidth)
+    bw = snpe_bitwidths(bitwidth=bitwidth, weights_bitwidth=weights_bitwidth, act_bitwidth=act_bitwidth,
+                        bias_bitwidth=bias_bitwidth)
     acts = model.activations(x_calib)
     act_encs = {name: snpe_encoding(float(a.min()), float(a.max()), bw["activations"]) for name, a in acts.items()}
     names = list(acts)
@@ -460,5 +463,5 @@ def snpe_model_encodings(model, x_calib, weights_bitwidth=8, act_bitwidth=8, bia
         if bw["bias"] == 32:
             param_encs[f"{layer.name}.bias"] = snpe_bias_encoding(act_encs[names[i]].scale, w_scale)
         else:
-            param_encs[f"{layer.name}.bias"] = snpe_encoding(float(layer.b.min()), float(layer.b.max()), 8)
+            param_encs[f"{layer.name}.bias"] = snpe_encoding(float(layer.b.min()), float(layer.b.max()), bw["bias"])
     return act_encs, param_encs

@@ -301,6 +301,21 @@ def test_reference_model_json_schema(reference_encodings):
     assert d["activation_encodings"]["input"][0]["scale"] == pytest.approx(1 / 255)
 
 
+def test_model_encodings_follow_the_flags(reference_encodings):
+    model, _ = reference_encodings
+    x = qlib.load_digits().X_test[:50]
+    acts, params = snpe_model_encodings(model, x)  # SNPE's defaults: 8 bits everywhere, per-tensor
+    assert {e.bitwidth for e in acts.values()} == {8} and {e.bitwidth for e in params.values()} == {8}
+    assert all(isinstance(e, SnpeEncoding) for e in params.values())
+    acts, params = snpe_model_encodings(model, x, bitwidth=16)
+    assert {e.bitwidth for e in [*acts.values(), *params.values()]} == {16}
+    acts, params = snpe_model_encodings(model, x, act_bitwidth=16)
+    assert acts["relu1"].bitwidth == 16 and params["fc1.weight"].bitwidth == 8
+    assert acts["relu1"] == snpe_encoding(0.0, float(model.activations(x)["relu1"].max()), 16)
+    with pytest.raises(ValueError, match="can't be mixed"):
+        snpe_model_encodings(model, x, bitwidth=16, bias_bitwidth=32)
+
+
 def test_bias_32_scale_is_input_times_weight_scale(reference_encodings):
     model, (acts, params) = reference_encodings
     s_in = acts["relu1"].scale  # fc2's input
