@@ -138,6 +138,45 @@ def test_finer_granularity_never_increases_max_error(xa, bits):
     assert e_t.max() <= s_t / 2 * (1 + 1e-9) + 1e-12
 
 
+@st.composite
+def conv_weight(draw):
+    """A conv weight (out, in, kh, kw) whose input-channel count is a multiple of the drawn group size."""
+    g = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 4)), g * draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return draw(hnp.arrays(np.float32, shape, elements=FLOATS)), g
+
+
+@settings(max_examples=80, deadline=None)
+@given(conv_weight(), st.integers(2, 8), st.booleans())
+def test_conv_weights_per_output_channel_and_block_wise_over_input_channels(wg, bits, symmetric):
+    w, g = wg
+    pc = qparams_from_tensor(w, bits=bits, symmetric=symmetric, axis=0)
+    fq = fake_quantize(w, pc)
+    for o in range(w.shape[0]):  # per output channel == per-tensor on the filter w[o]
+        np.testing.assert_array_equal(fq[o], fake_quantize(w[o], qparams_from_tensor(w[o], bits=bits,
+                                                                                     symmetric=symmetric)))
+    blk = qparams_from_tensor(w, bits=bits, symmetric=symmetric, axis=1, group_size=g)
+    assert blk.scale.shape == (w.shape[0], w.shape[1] // g, w.shape[2], w.shape[3])
+    fb = fake_quantize(w, blk)
+    for o, j, h, k in np.ndindex(*blk.scale.shape):  # g consecutive input channels at one kernel tap
+        v = w[o, j * g:(j + 1) * g, h, k]
+        np.testing.assert_array_equal(fb[o, j * g:(j + 1) * g, h, k],
+                                      fake_quantize(v, qparams_from_tensor(v, bits=bits, symmetric=symmetric)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(array_and_axis(dtype=np.float64), st.integers(2, 8), st.booleans())
+def test_group_size_one_reproduces_every_value(xa, bits, symmetric):
+    x, axis = xa  # one scale per element: each value is a grid end point, exact up to float rounding
+    qp = qparams_from_tensor(x, bits=bits, symmetric=symmetric, axis=axis, group_size=1)
+    assert qp.scale.shape == x.shape
+    # (a value below MIN_SCALE gets the fallback step MIN_SCALE, hence the absolute tolerance)
+    np.testing.assert_allclose(fake_quantize(x, qp), x, rtol=1e-12, atol=qlib.MIN_SCALE / 2)
+    tiny = np.array([1e-10, -3e-9, 0.0])
+    np.testing.assert_array_equal(fake_quantize(tiny, qparams_from_tensor(tiny, bits=bits, axis=0, group_size=1)),
+                                  [0.0, 0.0, 0.0])
+
+
 def test_conv_weights_per_output_channel_hand_values():
     # (out=2, in=2, kh=2, kw=2): channel 0 has max|w| 0.5, channel 1 has 4.0
     w = np.zeros((2, 2, 2, 2))
