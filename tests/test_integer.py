@@ -388,3 +388,24 @@ def test_single_rounding_model_differs_only_at_exact_ties(digits_models):
 def test_integerize_bad_input():
     with pytest.raises(ValueError, match="QuantizedMLP"):
         qlib.integer.integerize(qlib.reference_model())
+
+
+# ----------------------------------------------------------------------------- notebook 08 checkers
+def test_checker_multiplier_by_hand(capsys):
+    from qlib import check
+
+    check.multiplier_by_hand(1717986918, -3, 0.1)
+    for wrong in [(1717986918, 3), (1717986919, -3), (1717986918, -34), (0.8, -3)]:
+        with pytest.raises(check.ExerciseError):
+            check.multiplier_by_hand(*wrong, 0.1)
+
+
+def test_checker_neuron_code():
+    from qlib import check
+
+    args = dict(x_codes=np.array([130, 120], np.uint8), w_row=np.array([2, -3], np.int8), z_in=128, bias=10,
+                M0=2**30, shift=0, z_out=3)
+    check.neuron_code(22, **args)  # acc = 38, * 0.5 = 19, + 3
+    for wrong in (19, 21, 23, 0):
+        with pytest.raises(check.ExerciseError):
+            check.neuron_code(wrong, **args)

@@ -73,3 +73,4 @@ from .nb04 import *  # noqa: F401,F403,E402
 from .nb07 import *  # noqa: F401,F403,E402
 from .nb09 import *  # noqa: F401,F403,E402
 from .nb06 import *  # noqa: F401,F403,E402
+from .nb08 import *  # noqa: F401,F403,E402
