@@ -336,6 +336,8 @@ def draw_weight_histograms(float_weight: np.ndarray, layers: dict, bits: int):
     a.hist(u.ravel(), bins=120, color="0.55", label="fp32 weights")
     for c in range(qp.qmin, qp.qmax + 1):
         a.axvline(c, color="C0", lw=1.5, label="grid points (codes)" if c == qp.qmin else None)
+        if c < qp.qmax:
+            a.axvline(c + 0.5, color="C3", lw=1, ls="--", label="rounding edges" if c == qp.qmin else None)
     a.set(xlabel="weight / step of its channel (min-max)", ylabel="number of weights",
           title=f"fp32 weights vs the {bits}-bit grid")
     a.legend(loc="upper left", fontsize=8)
