@@ -62,7 +62,7 @@ def cle_scales(r1, r2) -> np.ndarray:
         raise ValueError("channel ranges are max |w| and cannot be negative")
     ok = (r1 > 0) & (r2 > 0)
     s = np.ones_like(r1)
-    s[ok] = np.sqrt(r1[ok] / r2[ok])
+    s[ok] = np.sqrt(r1[ok]) / np.sqrt(r2[ok])  # not sqrt(r1 / r2): that ratio can overflow for tiny r2
     return s
 
 

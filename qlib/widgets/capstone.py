@@ -15,7 +15,7 @@ from .._validate import check_choice
 from ..onnx_graph import quantize_weights, static_quantize
 from ..realmodel import accuracy, agreement, predict_proba, session
 
-__all__ = ["BITS", "GRANULARITIES", "CALIBRATORS", "observer_factories", "Grid", "capstone_grid",
+__all__ = ["BITS", "GRANULARITIES", "CALIBRATORS", "GRID_CALIBRATORS", "observer_factories", "Grid", "scores", "capstone_grid",
            "grid_view", "capstone_readout", "draw_capstone", "capstone_widget", "draw_channel_ranges",
            "draw_text_lines"]
 
@@ -23,6 +23,8 @@ BITS = (8, 6, 5, 4)
 GRANULARITIES = ("per-tensor", "per-channel")
 #: "weights only": float activations; the others: static W{bits}A8 with that activation calibrator.
 CALIBRATORS = ("weights only", "min-max", "percentile", "KL")
+#: What the notebook's grid computes (percentile and KL enter its W8A8 table only, to stay within the time budget).
+GRID_CALIBRATORS = ("weights only", "min-max")
 
 
 def observer_factories(bits: int = 8, percentile: float = 99.99) -> dict:
@@ -36,49 +38,66 @@ def observer_factories(bits: int = 8, percentile: float = 99.99) -> dict:
 
 
 class Grid(NamedTuple):
-    """``acc[key]``, ``agree[key]``, ``dp[key]`` (mean |p_quant - p_fp32| of the predicted class
-    probabilities) for keys ``(bits, granularity, cle, calibrator)``; ``fp32_acc``; ``n`` images."""
+    """``acc[key]``, ``agree[key]``, ``dp[key]`` (mean largest |p_quant - p_fp32| per input) for keys
+    ``(bits, granularity, cle, calibrator)``; ``fp32_acc``; ``n`` images; the ``bits`` and
+    ``calibrators`` every (granularity, cle) combination was computed for (the controls' options)."""
 
     acc: dict
     agree: dict
     dp: dict
     fp32_acc: float
     n: int
+    bits: tuple = BITS
+    calibrators: tuple = GRID_CALIBRATORS
+
+
+def scores(p, y, p_ref) -> tuple:
+    """``(accuracy, agreement with the reference, mean |Δp|)`` where ``|Δp|`` is the largest
+    change of any class probability on an input.
+
+    >>> acc, agree, dp = scores(np.array([[0.9, 0.1], [0.4, 0.6]]), [0, 0], np.array([[0.8, 0.2], [0.6, 0.4]]))
+    >>> print(f"{acc:.2f} {agree:.2f} {dp:.2f}")   # |dp| = (0.1 + 0.2) / 2
+    0.50 0.50 0.15
+    """
+    p, p_ref = np.asarray(p), np.asarray(p_ref)
+    return accuracy(p, y), agreement(p, p_ref), float(np.abs(p - p_ref).max(axis=1).mean())
 
 
 def capstone_grid(models: dict, act_qparams: dict, x, y, p_ref, bits=BITS, granularities=GRANULARITIES,
-                  calibrators=CALIBRATORS) -> Grid:
-    """Evaluate every configuration in ONNX Runtime.
+                  calibrators=GRID_CALIBRATORS, known: dict | None = None) -> Grid:
+    """Evaluate every configuration in ONNX Runtime (weights max-abs symmetric, per-tensor or per-channel),
+    with basic graph optimization (exact fake quantization in float, see :func:`qlib.realmodel.session`).
 
     ``models[cle]`` (cle False/True) are opset-13 BN-folded graphs; ``act_qparams[(cle, calibrator)]``
-    maps activation names to QParams; ``p_ref`` are the fp32 probabilities on ``x``."""
+    maps activation names to QParams; ``p_ref`` are the fp32 probabilities on ``x``. ``known`` holds
+    already measured ``{(bits, granularity, cle, calibrator): scores(...)}`` that are reused."""
     acc, agree, dp = {}, {}, {}
     for cle, model in models.items():
         for b in bits:
             for g in granularities:
                 for c in calibrators:
+                    key = (b, g, bool(cle), c)
+                    if known and key in known:
+                        acc[key], agree[key], dp[key] = known[key]
+                        continue
                     if c == "weights only":
                         q = quantize_weights(model, b, g)[0]
                     else:
-                        q = static_quantize(model, act_qparams[(cle, c)], b, g)
-                    p = predict_proba(session(q), x)
-                    key = (b, g, cle, c)
-                    acc[key], agree[key] = accuracy(p, y), agreement(p, p_ref)
-                    dp[key] = float(np.abs(p - p_ref).max(axis=1).mean())
-    return Grid(acc, agree, dp, accuracy(p_ref, y), len(y))
+                        q = static_quantize(model, act_qparams[(bool(cle), c)], b, g)
+                    acc[key], agree[key], dp[key] = scores(predict_proba(session(q, optimization="basic"), x), y, p_ref)
+    return Grid(acc, agree, dp, accuracy(p_ref, y), len(y), tuple(bits), tuple(calibrators))
 
 
 def grid_view(grid: Grid, bits: int, granularity: str, cle: bool, calibrator: str) -> dict:
     """The numbers for one control setting: accuracy, agreement and |dp| of the chosen configuration,
     plus the accuracy at every bit width for both granularities (for the chart)."""
     check_choice(granularity, "granularity", GRANULARITIES)
-    check_choice(calibrator, "calibrator", CALIBRATORS)
+    check_choice(calibrator, "calibrator", grid.calibrators)
+    if bits not in grid.bits:
+        raise ValueError(f"bits={bits!r} was not computed; choose one of {', '.join(map(str, grid.bits))}")
     key = (bits, granularity, bool(cle), calibrator)
-    if key not in grid.acc:
-        raise ValueError(f"configuration {key} was not computed; bits must be one of {sorted({k[0] for k in grid.acc})}")
-    all_bits = sorted({k[0] for k in grid.acc}, reverse=True)
-    curves = {g: [grid.acc[(b, g, bool(cle), calibrator)] for b in all_bits] for g in GRANULARITIES
-              if (all_bits[0], g, bool(cle), calibrator) in grid.acc}
+    all_bits = sorted(grid.bits, reverse=True)
+    curves = {g: [grid.acc[(b, g, bool(cle), calibrator)] for b in all_bits] for g in GRANULARITIES}
     return {"acc": grid.acc[key], "agree": grid.agree[key], "dp": grid.dp[key], "bits": all_bits,
             "curves": curves, "fp32": grid.fp32_acc, "n": grid.n}
 
@@ -125,12 +144,12 @@ def capstone_widget(grid: Grid):
 
     from . import interactive_figure
 
-    bits = sorted({k[0] for k in grid.acc}, reverse=True)
+    bits = sorted(grid.bits, reverse=True)
     controls = {
         "bits": w.SelectionSlider(options=bits, value=bits[0], description="weight bits"),
         "granularity": w.ToggleButtons(options=list(GRANULARITIES), value="per-tensor", description="weights"),
         "cle": w.Checkbox(value=False, description="cross-layer equalization"),
-        "calibrator": w.Dropdown(options=list(CALIBRATORS), value="weights only", description="activations"),
+        "calibrator": w.Dropdown(options=list(grid.calibrators), value="weights only", description="activations"),
     }
     return interactive_figure(lambda **v: draw_capstone(grid, **v), controls,
                               readout=lambda **v: capstone_readout(grid, **v))
@@ -144,9 +163,8 @@ def draw_channel_ranges(ranges: dict, title: str = "Per-output-channel weight ra
     fig, ax = plt.subplots(figsize=(10, 3.4))
     colors = ("#1f77b4", "#d62728", "#2ca02c")
     for i, (label, per_layer) in enumerate(ranges.items()):
-        for j, r in enumerate(per_layer):
-            xs = np.full(len(r), j + (i - (len(ranges) - 1) / 2) * 0.25)
-            ax.scatter(xs, r, s=4, color=colors[i % 3], alpha=0.6, label=label if j == 0 else None)
+        xs = np.concatenate([np.full(len(r), j + (i - (len(ranges) - 1) / 2) * 0.25) for j, r in enumerate(per_layer)])
+        ax.scatter(xs, np.concatenate(per_layer), s=4, color=colors[i % 3], alpha=0.6, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("conv layer (graph order)")
     ax.set_ylabel("channel range max|w| (log)")
