@@ -338,3 +338,52 @@ def test_model_copy_is_independent():
     other = copy.deepcopy(qm)
     other.linear_layers[0].W += 1
     assert not np.array_equal(other.linear_layers[0].W, qm.linear_layers[0].W)
+
+
+# ----------------------------------------------------------------------------- granularity and properties
+def test_per_tensor_and_per_channel_weight_quantizers():
+    lin = nn.Linear(np.array([[0.9, -0.3, 0.1], [0.2, 0.05, -0.4]]), np.zeros(2))
+    pt = qat.QATLinear(lin, bits=2, per_channel=False)
+    assert pt.weight_qparams().granularity == "per-tensor"
+    # one scale for both rows: S = 0.9, so row 1 (|w| <= 0.4) rounds to all zeros
+    np.testing.assert_allclose(pt.quantized_weight(), [[0.9, 0.0, 0.0], [0.0, 0.0, 0.0]], rtol=1e-6)
+    lsq = qat.QATLinear(lin, bits=2, per_channel=False, method="lsq")
+    assert lsq.s.shape == (1, 1)
+    assert float(lsq.s[0, 0]) == pytest.approx(2 * np.abs(lin.W).mean(), rel=1e-6)  # Qp = 1
+    lsq.forward(np.ones((1, 3), np.float32))
+    lsq.backward(np.ones((1, 2), np.float32))
+    _, ds = qat.lsq_backward(np.ones((2, 3)), lin.W, lsq.s, 2, True)  # N = all 6 weights
+    np.testing.assert_allclose(lsq.ds, ds, rtol=1e-6)
+    lsq_pc = qat.QATLinear(lin, bits=2, per_channel=True, method="lsq")
+    assert lsq_pc.s.shape == (2, 1) and lsq_pc.weight_qparams().granularity == "per-channel"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    v=st.lists(st.floats(-20, 20, allow_nan=False, width=64), min_size=1, max_size=30),
+    s=st.floats(0.01, 4.0),
+    bits=st.integers(2, 8),
+    signed=st.booleans(),
+)
+def test_lsq_properties(v, s, bits, signed):
+    v = np.array(v)
+    qn, qp = qat.lsq_qrange(bits, signed)
+    out = qat.lsq_quantize(v, s, bits, signed)
+    codes = out / s
+    np.testing.assert_allclose(codes, np.rint(codes), atol=1e-9)  # on the grid
+    assert codes.min() >= -qn - 1e-9 and codes.max() <= qp + 1e-9  # inside [-Qn, Qp]
+    f = qat.lsq_step_gradient_factor(v, s, bits, signed)
+    r = v / s
+    inside = (r > -qn) & (r < qp)
+    assert np.all(np.abs(f[inside]) <= 0.5)  # the rounding error is at most half a step
+    dv, _ = qat.lsq_backward(np.ones_like(v), v, s, bits, signed)
+    np.testing.assert_array_equal(dv, inside.astype(float))
+
+
+def test_qat_per_tensor_weights_also_recover():
+    d = qlib.load_digits()
+    model = qlib.reference_model()
+    ptq = qat.minmax_ptq_accuracy(model, d, w_bits=2, a_bits=8, per_channel=False)
+    res = qat.train_qat(model, d, w_bits=2, a_bits=8, epochs=3, per_channel=False)
+    # measured on seed 0: PTQ 0.182 (per-tensor 2-bit weights collapse), QAT after 3 epochs 0.638
+    assert res.accuracy[-1] >= ptq + 0.3
