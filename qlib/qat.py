@@ -602,6 +602,8 @@ def train_qat(model: MLP, data, w_bits: int, a_bits: int, epochs: int = 5, rule:
     """
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")
+    if not all(hasattr(data, k) for k in ("X_train", "y_train", "X_test", "y_test")):
+        raise ValueError("data must hold X_train, y_train, X_test, y_test (use qlib.load_digits())")
     qm = QATMLP(copy.deepcopy(model), data.X_train[:n_calib], w_bits=w_bits, a_bits=a_bits,
                 per_channel=per_channel, rule=rule, method=method)
     acc0 = qm.accuracy(data.X_test, data.y_test)

@@ -319,6 +319,8 @@ def test_bad_inputs_raise_value_errors():
         qat.QATLinear(nn.ReLU())
     with pytest.raises(ValueError, match="epochs"):
         qat.train_qat(model, d, 4, 4, epochs=-1)
+    with pytest.raises(ValueError, match="load_digits"):
+        qat.train_qat(model, (d.X_train, d.y_train), 4, 4)
 
 
 def test_layers_need_forward_before_backward():
