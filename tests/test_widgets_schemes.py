@@ -131,3 +131,24 @@ def test_widget_builds_and_reacts(data):
     controls[2].value = DEMO_BITS[1]
     assert "8 bits" in readout.value
     plt.close("all")
+
+
+def test_towering_zero_bin_is_cut_off_and_labelled(data):
+    r = scheme_demo(data, "relu", "asymmetric", 8)
+    fig = draw_scheme_demo(r)
+    try:
+        ax = fig.axes[0]
+        texts = [t.get_text() for t in ax.texts]
+        assert texts == [f"{r.counts.max():,} \u2191"]
+        assert ax.get_ylim()[1] < r.counts.max()
+    finally:
+        plt.close(fig)
+
+
+def test_no_cut_off_for_a_bell_curve(data):
+    r = scheme_demo(data, "gaussian", "symmetric", 8)
+    fig = draw_scheme_demo(r)
+    try:
+        assert not fig.axes[0].texts and fig.axes[0].get_ylim()[1] >= r.counts.max()
+    finally:
+        plt.close(fig)

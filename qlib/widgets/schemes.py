@@ -150,14 +150,26 @@ def draw_scheme_demo(r: SchemeDemo, figsize=(9, 3.6)):
     fig, (ax, axg) = plt.subplots(2, 1, figsize=figsize, sharex=True,
                                   gridspec_kw={"height_ratios": [4, 1], "hspace": 0.08})
     ax.stairs(r.counts, r.edges, fill=True, color="tab:blue", alpha=0.6, label="data histogram")
-    ax.set_yscale("log")
-    ax.set_ylim(0.7, None)
+    # linear counts; one towering bin (ReLU's exact zeros) is cut off and labelled instead
+    order = np.sort(r.counts)
+    top = order[-1]
+    if r.counts.size > 1 and top > 3 * max(order[-2], 1):
+        top = order[-2]
+        i = int(np.argmax(r.counts))
+        ax.annotate(f"{order[-1]:,} \u2191", ((r.edges[i] + r.edges[i + 1]) / 2, 1.12 * top),
+                    ha="left", va="center", fontsize=8, xytext=(4, 0), textcoords="offset points")
+    ax.set_ylim(0, 1.25 * max(top, 1))
+    sparse = (r.counts > 0) & (r.counts < 0.01 * top)  # tails and outliers, invisible as bars
+    if sparse.any():
+        centers = (r.edges[:-1] + r.edges[1:]) / 2
+        ax.plot(centers[sparse], np.full(int(sparse.sum()), 0.04 * top), "|", color="tab:blue", ms=10, mew=1.5,
+                label="bins with < 1 % of the top count")
     ax.axvline(r.x_min, color="k", lw=1, ls=":", label="data min / max")
     ax.axvline(r.x_max, color="k", lw=1, ls=":")
     lo, hi = r.qp.range
     ax.axvspan(lo, hi, color="tab:orange", alpha=0.08, label="grid range S(qmin-Z)..S(qmax-Z)")
     ax.axvline(0.0, color="tab:purple", lw=1, label=f"real 0 = code Z = {r.qp.zero_point}")
-    ax.set_ylabel("count (log scale)")
+    ax.set_ylabel("count")
     ax.set_title(f"{DISTRIBUTION_LABELS.get(r.distribution, r.distribution)}: {r.scheme}, {r.bits} bits "
                  f"-> {r.reachable} of {2**r.bits} levels reachable, {r.wasted} wasted, "
                  f"SQNR {r.sqnr_db:.1f} dB", fontsize=9)
