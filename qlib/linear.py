@@ -428,8 +428,7 @@ def quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
     if qp.axis is None and rounding == "half_even" and x.size >= _BLOCK:
         return _quantize_per_tensor_blocked(x.astype(ct, copy=False), qp)
     xv, s, z, shape = qp._blocked(x.astype(ct, copy=False))
-    v = np.divide(xv, s.astype(ct))
-    v = _ROUNDERS[rounding](v)
+    v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s.astype(ct))))  # asarray: 0-d input gives a scalar
     v += z.astype(ct)
     np.clip(v, qp.qmin, qp.qmax, out=v)
     return v.astype(qp.dtype).reshape(shape)
@@ -508,8 +507,7 @@ def fake_quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
     ct = _compute_dtype(x, qp)
     xv, s, z, shape = qp._blocked(x.astype(ct, copy=False))
     s = s.astype(ct)
-    v = np.divide(xv, s)
-    v = _ROUNDERS[rounding](v)
+    v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s)))  # asarray: 0-d input gives a scalar
     if qp.axis is None:
         np.clip(v, qp.qmin - qp.zero_point, qp.qmax - qp.zero_point, out=v)
     else:

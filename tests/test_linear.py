@@ -402,3 +402,13 @@ def test_blocked_fast_path_equals_the_formula_on_large_tensors(dtype, qp):
         got = quantize(arr, qp)
         assert got.dtype == qp.dtype and got.shape == arr.shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_scalar_input_works():
+    qp = qparams_from_range(-1.0, 1.0)
+    for x in (0.3, np.float32(0.3), np.array(0.3)):
+        q = quantize(x, qp)
+        assert q.shape == () and int(q) == 38 + 128  # 0.3 / (2/255) = 38.25
+        assert fake_quantize(x, qp).shape == ()
+        assert dequantize(q, qp).shape == ()
+    assert np.asarray(fake_quantize(np.float32(0.3), qp)).dtype == np.float32
