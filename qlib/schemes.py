@@ -106,8 +106,10 @@ def reachable_levels(x_min: float, x_max: float, qp: QParams) -> int:
     128
     """
     _check_per_tensor(qp)
-    lo = float(as_float_array(x_min, "x_min"))
-    hi = float(as_float_array(x_max, "x_max"))
+    lo_a, hi_a = as_float_array(x_min, "x_min"), as_float_array(x_max, "x_max")
+    if lo_a.size != 1 or hi_a.size != 1:
+        raise ValueError("x_min and x_max must be single numbers (the data's smallest and largest value)")
+    lo, hi = float(lo_a.reshape(())), float(hi_a.reshape(()))
     if lo > hi:
         raise ValueError(f"x_min > x_max ({lo:g} > {hi:g}): the range is upside down")
     q = quantize(np.array([lo, hi]), qp).astype(np.int64)

@@ -127,6 +127,8 @@ def test_level_functions_reject_bad_input():
         reachable_levels(np.nan, 1.0, qp)
     with pytest.raises(ValueError, match="QParams"):
         wasted_levels(0.0, 1.0, (0.1, 0))
+    with pytest.raises(ValueError, match="single numbers"):
+        reachable_levels(np.array([0.0, 1.0]), 1.0, qp)
     per_channel = qlib.qparams_from_range(np.array([-1.0, -2.0]), np.array([1.0, 2.0]), symmetric=True, axis=0)
     with pytest.raises(ValueError, match="per-tensor"):
         levels_hit(np.ones((2, 3)), per_channel)
@@ -149,6 +151,17 @@ def test_nonnegative_data_never_uses_a_negative_symmetric_code(x, bits):
     qp = scheme_qparams(x, "symmetric", bits)
     assert qlib.quantize(x, qp).min() >= 0
     assert wasted_levels(x.min(), x.max(), qp) >= 2 ** (bits - 1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrays(np.float64, st.integers(1, 200), elements=st.floats(-1e3, 1e3, allow_subnormal=False)),
+       st.sampled_from(list(SCHEMES)), st.integers(2, 12))
+def test_every_scheme_covers_its_data_within_half_a_step(x, scheme, bits):
+    # max-abs and min-max ranges contain the data, up to the half step that rounding Z (min-max)
+    # or PyTorch's /127.5 (the top value) may cost: no value is ever off by more than S/2
+    qp = scheme_qparams(x, scheme, bits)
+    err = np.abs(qlib.fake_quantize(x, qp) - x).max()
+    assert err <= qp.scale / 2 * (1 + 1e-9) + 1e-12
 
 
 # ----------------------------------------------------------------------------- comparison table
