@@ -163,9 +163,8 @@ def to_onnx(qmodel, weight_dtype: str = "int8", opset: int = 13, hidden_outputs:
         bscale = bscale if per_channel else np.float32(bscale.reshape(-1)[0])
         init(f"{L.name}.bias_q", np.asarray(L.bias_codes, np.int32))
         init(f"{L.name}.bias_scale", bscale)
-        init(f"{L.name}.bias_zero_point", np.zeros(np.shape(bscale), np.int32))
-        nodes.append(helper.make_node("DequantizeLinear", [f"{L.name}.bias_q", f"{L.name}.bias_scale",
-                                                          f"{L.name}.bias_zero_point"], [f"{L.name}.bias"],
+        # no zero-point input: DequantizeLinear's zero point defaults to 0, which is the bias's
+        nodes.append(helper.make_node("DequantizeLinear", [f"{L.name}.bias_q", f"{L.name}.bias_scale"], [f"{L.name}.bias"],
                                       name=f"{L.name}.bias_dequantize", **({"axis": 0} if per_channel else {})))
         nodes.append(helper.make_node("MatMul", [cur, f"{L.name}.weight"], [f"{L.name}.matmul"], name=f"{L.name}.matmul"))
         nodes.append(helper.make_node("Add", [f"{L.name}.matmul", f"{L.name}.bias"], [f"{L.name}.add"], name=f"{L.name}.add"))
