@@ -407,7 +407,7 @@ def test_draw_channel_ranges_and_text_lines():
     plt.close(fig)
     d = tl.make_text_lines(3, seed=0)
     p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    fig = demo.draw_text_lines(d.images, d.y, p, p[:, ::-1], "int8", n=3)
+    fig = demo.draw_text_lines(d.x, d.y, p, p[:, ::-1], "int8", n=3)
     assert len(fig.axes) == 4
     plt.close(fig)
 

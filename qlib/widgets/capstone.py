@@ -116,7 +116,7 @@ def draw_capstone(grid: Grid, bits=8, granularity="per-channel", cle=False, cali
     import matplotlib.pyplot as plt
 
     v = grid_view(grid, bits, granularity, cle, calibrator)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(8.5, 3.2))
     xs = np.arange(len(v["bits"]))
     for i, (g, accs) in enumerate(v["curves"].items()):
         bars = ax.bar(xs + (i - 0.5) * 0.38, np.array(accs) * 100, width=0.36, label=g,
@@ -133,7 +133,7 @@ def draw_capstone(grid: Grid, bits=8, granularity="per-channel", cle=False, cali
     ax.set_ylabel("accuracy on test lines (%)")
     acts = "float activations" if calibrator == "weights only" else f"A8, {calibrator}"
     ax.set_title(f"Direction classifier in ONNX Runtime ({acts}{', CLE' if cle else ''})", fontsize=10)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -174,16 +174,17 @@ def draw_channel_ranges(ranges: dict, title: str = "Per-output-channel weight ra
     return fig
 
 
-def draw_text_lines(images, labels, p_fp32, p_quant, quant_name: str = "int8", n: int = 6):
-    """A few rendered test lines with the true direction and both models' predictions."""
+def draw_text_lines(x, labels, p_fp32, p_quant, quant_name: str = "int8", n: int = 6):
+    """A few test lines as the network sees them (preprocessed ``x`` (n, 3, 48, 192) in [-1, 1], the
+    right padding grey) with the true direction and both models' predictions."""
     import matplotlib.pyplot as plt
 
     from ..textlines import LABELS
 
-    n = min(n, len(images))
+    n = min(n, len(x))
     fig, axes = plt.subplots((n + 1) // 2, 2, figsize=(10, 0.9 * ((n + 1) // 2) + 0.6))
     for ax, i in zip(np.ravel(axes), range(n)):
-        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255, aspect="auto")
+        ax.imshow(np.asarray(x[i])[0], cmap="gray", vmin=-1, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
         f, q = int(np.argmax(p_fp32[i])), int(np.argmax(p_quant[i]))
