@@ -87,27 +87,38 @@ def main():
     for label, obs in [("percentile 99.99", PercentileObserver(bits=8)), ("MSE", MSEObserver(bits=8)),
                        ("KL 4-bit", EntropyObserver(bits=4))]:
         obs.observe(x)
-        t = best(obs.threshold)
+
+        def search(obs=obs):
+            obs._cache.clear()  # time the search itself, not the cache
+            return obs.threshold()
+
+        t = best(search)
         print(f"  {label:18s} threshold {obs.threshold():.4f}   {t * 1e3:.2f} ms")
     t_obs = best(lambda: EntropyObserver(bits=8).observe(x), repeat=3)
     print(f"  collecting the 2048-bin histogram of 1e6 values: {t_obs * 1e3:.1f} ms")
 
     from qlib.widgets import calibration as wc
 
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     state = wc.precompute()
-    times = []
+    first, again = [], []
     for cal in wc.CALIBRATOR_CHOICES:
         for bits in (2, 4, 8):
-            for pct in (99.0, 99.99, 99.999):
-                t0 = time.perf_counter()
-                fig = wc.draw(state, calibrator=cal, bits=bits, percentile=pct)
-                wc.readout(state, calibrator=cal, bits=bits, percentile=pct)
-                times.append(time.perf_counter() - t0)
-                import matplotlib.pyplot as plt
-
-                plt.close(fig)
-    print(f"\nNotebook 06 widget callback (draw + readout): median {np.median(times) * 1e3:.0f} ms, "
-          f"max {max(times) * 1e3:.0f} ms over {len(times)} settings (target <= 100 ms)")
+            for pct in (99.0, 99.999):
+                for times in (first, again):  # first visit computes and caches, the second only redraws
+                    t0 = time.perf_counter()
+                    fig = wc.draw(state, calibrator=cal, bits=bits, percentile=pct)
+                    wc.readout(state, calibrator=cal, bits=bits, percentile=pct)
+                    fig.canvas.draw()  # render, as the notebook does
+                    times.append(time.perf_counter() - t0)
+                    plt.close(fig)
+    for label, times in (("first visit of a setting", first), ("revisit (cached)", again)):
+        print(f"Notebook 06 widget callback, {label}: median {np.median(times) * 1e3:.0f} ms, "
+              f"max {max(times) * 1e3:.0f} ms over {len(times)} settings (target <= 100 ms)")
     print(f"qlib {qlib.__version__}, numpy {np.__version__}")
 
 
