@@ -18,7 +18,6 @@ in int64 numpy arrays while they are being computed, so nothing wraps around sil
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np

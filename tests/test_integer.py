@@ -354,7 +354,8 @@ def test_integer_model_agrees_with_simulation(digits_models, per_channel):
     rows = qlib.integer.explain_differences(im, qm, d.X_test)
     assert [r["layer"] for r in rows] == ["fc1", "fc2", "fc3"]
     for r in rows:
-        assert r["differ"] == r["tie rule"] + r["Q31 multiplier"] + r["double rounding"] or r["max |diff|"] <= 1
+        # each differing code changed in at least one step of the chain (changes could cancel, never appear from nothing)
+        assert r["differ"] <= r["tie rule"] + r["Q31 multiplier"] + r["double rounding"]
         assert r["differ away from ties"] == 0  # every difference sits within the tie margin
         assert r["max |diff|"] <= 1
         assert r["differ"] <= r["near ties"]
