@@ -24,6 +24,7 @@ import onnx
 
 from qlib import onnx_graph as og
 from qlib import realmodel as rm
+from qlib import recognizer as rec
 from qlib import textlines as tl
 from qlib.widgets import capstone as demo
 
@@ -39,12 +40,37 @@ def latency(model, x, batch, repeats=3):
     return best * 1e3
 
 
+def bench_recognizer(n_lines):
+    """Stretch goal: PP-OCRv4 recognizer, greedy CTC, CER of fp32 vs weight-only quantized variants."""
+    d = tl.make_text_lines(2 * n_lines, seed=7)
+    lines = [(t, img) for t, img, y in zip(d.texts, d.images, d.y) if y == 0]
+    x = np.stack([rec.preprocess_rec_line(img) for _, img in lines])
+    refs = [t for t, _ in lines]
+    m0 = rm.load_onnx(rm.model_path(rm.REC_MODEL))
+    chars = rec.charset(m0)
+    f = og.fold_batchnorms(og.constants_to_initializers(m0))
+    print(f"== recognizer (PP-OCRv4 rec, {len(chars)} symbols) on {len(refs)} upright lines, weights only ==")
+    variants = [("fp32", m0)] + [(f"W{b} {g}", og.quantize_weights(f, b, g)[0])
+                                 for b in (8, 6, 4) for g in ("per-tensor", "per-channel")]
+    variants.append(("W4 per-channel MSE", og.quantize_weights(f, 4, "per-channel", "mse")[0]))
+    for label, model in variants:
+        t0 = time.perf_counter()
+        pred = rec.recognize(model, x, chars)
+        dt = (time.perf_counter() - t0) / len(x) * 100
+        exact = np.mean([p == r for p, r in zip(pred, refs)])
+        print(f"{label:20s} CER {rec.character_error_rate(pred, refs):6.3f}  exact lines {exact:5.1%}  ({dt:.1f} s per 100 lines)")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=200)
     ap.add_argument("--calib", type=int, default=64)
     ap.add_argument("--quick", action="store_true", help="skip the quantize_static calibrator sweep")
+    ap.add_argument("--rec-lines", type=int, default=100, help="upright lines for the recognizer (0: skip it)")
     args = ap.parse_args()
+    if args.rec_lines:
+        bench_recognizer(args.rec_lines)
 
     ev, cal = tl.make_text_lines(args.lines, seed=1), tl.make_text_lines(args.calib, seed=2)
     m0 = rm.load_onnx()

@@ -41,7 +41,7 @@ def range_spread(W, axis: int = 0) -> float:
     >>> range_spread(np.array([[1.0, -3.0], [0.5, 0.25]]))
     6.0
     """
-    r = channel_ranges(W, axis)
+    r = channel_ranges(W, axis).astype(np.float64)   # float32 max/min of a near-dead channel can overflow
     return float(np.inf) if r.min() == 0 else float(r.max() / r.min())
 
 
