@@ -31,6 +31,7 @@ Two families:
 from __future__ import annotations
 
 import numbers
+from functools import lru_cache
 
 import numpy as np
 
@@ -224,29 +225,45 @@ def kl_divergence_curve(hist, nq: int, start_bin: int | None = None, stride: int
     plogp[pos] = p_all[pos] * np.log(p_all[pos])
     h_pre = np.concatenate(([0.0], np.cumsum(plogp)))
 
-    g = np.arange(nq + 1, dtype=np.int64)
-    edges = (g[None, :] * cand[:, None] + (nq - 1)) // nq        # (ncand, nq+1): ceil(g i / nq)
-    gsum = np.diff(c[edges], axis=1)                              # G_g: count of each group
-    gnz = np.diff(nz[edges], axis=1)                              # n_g: its non-empty bins
+    edges = _group_edges(n, nq, start, int(stride))               # (ncand, nq+1): ceil(g i / nq)
     ci = c[cand]                                                  # C_i = sum(bins[:i])
     last = cand - 1
     b_last = b[last]
     g_last = (last * nq) // cand                                  # the group of bin i-1
-    rows = np.arange(cand.size)
-    gs_last, gn_last = gsum[rows, g_last], gnz[rows, g_last]
+    cross = np.empty(cand.size)                                   # sum_g G'_g log q_g / T
+    q_last = np.empty(cand.size)
+    step = max(1, 65536 // (nq + 1))                              # row blocks that stay in the CPU cache
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = gsum / (gnz * ci[:, None])                        # q_j of the group's non-empty bins
-        ratio[gsum == 0] = 1.0                                    # empty groups contribute 0
-        logq = np.log(ratio)
-        cross = np.einsum("ij,ij->i", gsum, logq) - b_last * logq[rows, g_last]
+        for r0 in range(0, cand.size, step):
+            blk = slice(r0, r0 + step)
+            e = edges[blk]
+            gsum = np.diff(c[e], axis=1)                          # G_g: count of each group
+            gnz = np.diff(nz[e], axis=1)                          # n_g: its non-empty bins
+            ratio = np.divide(gsum, gnz * ci[blk, None], out=np.ones_like(gsum), where=gsum > 0)
+            logq = np.log(ratio, out=ratio)                       # log q of the group's non-empty bins
+            rows = np.arange(gsum.shape[0])
+            gl = g_last[blk]
+            cross[blk] = np.einsum("ij,ij->i", gsum, logq) - b_last[blk] * logq[rows, gl]
+            q_last[blk] = gsum[rows, gl] / (gnz[rows, gl] * ci[blk])
         cross /= total
-        q_last = np.where(b_last > 0, gs_last / (gn_last * ci), 0.0)
+        q_last = np.where(b_last > 0, q_last, 0.0)
         p_last = (b_last + (total - ci)) / total
         last_term = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
     kl = h_pre[last] - cross + last_term
     kl = np.where((ci > 0) & np.isfinite(kl), kl, np.inf)
     kl = np.maximum(kl, 0.0)  # KL >= 0; prefix sums can leave -1e-17
     return cand, kl
+
+
+@lru_cache(maxsize=32)
+def _group_edges(n: int, nq: int, start: int, stride: int) -> np.ndarray:
+    """First bin of every group for every candidate: ``ceil(g * i / nq)`` (read-only, cached:
+    every histogram with the same bin count and levels shares it)."""
+    cand = np.arange(start, n + 1, stride, dtype=np.int64)
+    g = np.arange(nq + 1, dtype=np.int64)
+    edges = ((g[None, :] * cand[:, None] + (nq - 1)) // nq).astype(np.int32 if n < 2**31 else np.int64)
+    edges.setflags(write=False)
+    return edges
 
 
 def kl_threshold(hist, bin_edges, bits: int = 8, unsigned: bool = False,
