@@ -82,6 +82,11 @@ def _layers(qmodel):
 def _act_dtype(qp: QParams):
     if qp.bits > 8:
         raise ValueError(f"ONNX QuantizeLinear at opset 13 holds 8-bit codes; this tensor has {qp.bits} bits")
+    if (qp.qmin, qp.qmax) not in ((0, 255), (-128, 127)):
+        raise ValueError(
+            f"activation codes in [{qp.qmin}, {qp.qmax}]: ONNX QuantizeLinear (opset 13) clamps to the full 8-bit "
+            "range of its type, so a narrower grid (fewer bits, narrow range) would not be clamped; "
+            "export 8-bit activations")
     return (np.int8, "INT8") if qp.signed else (np.uint8, "UINT8")
 
 

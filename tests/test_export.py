@@ -153,6 +153,11 @@ def test_export_bad_models(setup):
     q16 = quantize_mlp(m, d.X_train[:128], w_bits=8, a_bits=16)
     with pytest.raises(ValueError, match="8-bit"):
         E.to_onnx(q16)
+    q4 = quantize_mlp(m, d.X_train[:128], w_bits=8, a_bits=4)  # QuantizeLinear would not clamp at 15
+    with pytest.raises(ValueError, match="clamps to the full 8-bit"):
+        E.to_onnx(q4)
+    w4 = E.to_onnx(quantize_mlp(m, d.X_train[:128], w_bits=4, a_bits=8))  # 4-bit weights fit int8 as they are
+    E.check_onnx(w4)
     with pytest.raises(ValueError, match="level"):
         E.ort_session(E.to_onnx(quantize_mlp(m, d.X_train[:128])), level="max")
 
