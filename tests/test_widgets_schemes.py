@@ -106,14 +106,21 @@ def test_compute_bad_input(data):
 @pytest.mark.parametrize("distribution, scheme, bits", [
     ("relu", "symmetric", DEMO_BITS[0]), ("relu", "asymmetric", DEMO_BITS[1]),
     ("outliers", "symmetric_narrow", DEMO_BITS[0]), ("weights", "symmetric_pytorch", DEMO_BITS[1]),
-    ("laplace", "asymmetric_signed", DEMO_BITS[1]),
+    ("laplace", "asymmetric_signed", DEMO_BITS[1]), ("gaussian", "symmetric_narrow", DEMO_BITS[1]),
 ])
 def test_draw_returns_labelled_figure(data, distribution, scheme, bits):
-    fig = draw_scheme_demo(scheme_demo(data, distribution, scheme, bits))
+    r = scheme_demo(data, distribution, scheme, bits)
+    fig = draw_scheme_demo(r)
     try:
-        ax, axg = fig.axes
-        assert ax.get_title() and ax.get_ylabel() and axg.get_xlabel()
-        assert ax.get_legend() is not None
+        (ax,) = fig.axes
+        assert ax.get_title() and ax.get_ylabel() and ax.get_xlabel()
+        labels = ax.get_legend_handles_labels()[1]
+        assert f"reachable codes ({r.reachable})" in labels
+        drawn, dropped = int((~r.reachable_mask).sum()), 2**bits - r.grid.size
+        assert drawn + dropped == r.wasted  # the legend accounts for every wasted level
+        wasted_label = f"wasted codes ({drawn}" + (f" + {dropped} dropped by narrow range" if dropped else "") + ")"
+        assert (wasted_label in labels) == (r.wasted > 0)
+        assert [t.get_text() for t in ax.get_yticklabels()][-1] == "codes"
         w, h = fig.get_size_inches()
         assert w <= 10 and h <= 4
     finally:

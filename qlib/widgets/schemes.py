@@ -144,11 +144,14 @@ def scheme_demo_readout(r: SchemeDemo) -> str:
 
 
 def draw_scheme_demo(r: SchemeDemo, figsize=(9, 3.6)):
-    """Histogram of the data over the quantization grid; reachable codes green, wasted red."""
+    """Histogram of the data over the quantization grid; reachable codes green, wasted red.
+
+    One axes (cheaper to render than two, so a widget move stays fast): the histogram above
+    count 0, a band of code ticks below it, one tick per code at its real value ``S (q - Z)``.
+    """
     import matplotlib.pyplot as plt
 
-    fig, (ax, axg) = plt.subplots(2, 1, figsize=figsize, sharex=True,
-                                  gridspec_kw={"height_ratios": [4, 1], "hspace": 0.08})
+    fig, ax = plt.subplots(figsize=figsize)
     ax.stairs(r.counts, r.edges, fill=True, color="tab:blue", alpha=0.6, label="data histogram")
     # linear counts; one towering bin (ReLU's exact zeros) is cut off and labelled instead
     order = np.sort(r.counts)
@@ -158,7 +161,7 @@ def draw_scheme_demo(r: SchemeDemo, figsize=(9, 3.6)):
         i = int(np.argmax(r.counts))
         ax.annotate(f"{order[-1]:,} \u2191", ((r.edges[i] + r.edges[i + 1]) / 2, 1.12 * top),
                     ha="left", va="center", fontsize=8, xytext=(4, 0), textcoords="offset points")
-    ax.set_ylim(0, 1.25 * max(top, 1))
+    top = max(top, 1)
     sparse = (r.counts > 0) & (r.counts < 0.01 * top)  # tails and outliers, invisible as bars
     if sparse.any():
         centers = (r.edges[:-1] + r.edges[1:]) / 2
@@ -169,23 +172,28 @@ def draw_scheme_demo(r: SchemeDemo, figsize=(9, 3.6)):
     lo, hi = r.qp.range
     ax.axvspan(lo, hi, color="tab:orange", alpha=0.08, label="grid range S(qmin-Z)..S(qmax-Z)")
     ax.axvline(0.0, color="tab:purple", lw=1, label=f"real 0 = code Z = {r.qp.zero_point}")
+    # the code band, below count 0
+    band_lo, band_hi = -0.3 * top, -0.06 * top
+    used, wasted = r.grid[r.reachable_mask], r.grid[~r.reachable_mask]
+    lw = 1.5 if r.grid.size <= 32 else 0.6
+    ax.vlines(used, band_lo, band_hi, color="tab:green", lw=lw, label=f"reachable codes ({used.size})")
+    dropped = 2**r.bits - r.grid.size  # the code a narrow range rules out (not on the grid)
+    if wasted.size or dropped:
+        extra = f" + {dropped} dropped by narrow range" if dropped else ""
+        ax.vlines(wasted, band_lo, band_hi, color="tab:red", lw=lw, label=f"wasted codes ({wasted.size}{extra})")
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_ylim(1.05 * band_lo, 1.25 * top)
+    ticks = [t for t in ax.get_yticks() if 0 <= t <= 1.25 * top]
+    ax.set_yticks(ticks + [(band_lo + band_hi) / 2],
+                  [f"{t:,.0f}" for t in ticks] + ["codes"])
     ax.set_ylabel("count")
+    ax.set_xlabel("real value (units of the data)")
     ax.set_title(f"{DISTRIBUTION_LABELS.get(r.distribution, r.distribution)}: {r.scheme}, {r.bits} bits "
                  f"-> {r.reachable} of {2**r.bits} levels reachable, {r.wasted} wasted, "
                  f"SQNR {r.sqnr_db:.1f} dB", fontsize=9)
-    used, wasted = r.grid[r.reachable_mask], r.grid[~r.reachable_mask]
-    lw = 1.5 if r.grid.size <= 32 else 0.6
-    handles = [axg.vlines(used, 0, 1, color="tab:green", lw=lw, label=f"reachable codes ({used.size})")]
-    if wasted.size:
-        handles.append(axg.vlines(wasted, 0, 1, color="tab:red", lw=lw, label=f"wasted codes ({wasted.size})"))
-    h, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=h + handles, loc="upper right", fontsize=7, framealpha=0.9)
-    axg.set_yticks([])
-    axg.set_ylim(0, 1)
-    axg.set_xlabel("real value (units of the data)")
-    axg.set_ylabel("codes", fontsize=8)
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
     pad = 0.03 * (max(hi, r.x_max) - min(lo, r.x_min))
-    axg.set_xlim(min(lo, r.x_min) - pad, max(hi, r.x_max) + pad)
+    ax.set_xlim(min(lo, r.x_min) - pad, max(hi, r.x_max) + pad)
     return fig
 
 
