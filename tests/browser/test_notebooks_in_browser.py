@@ -26,6 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # generous: a notebook runs in <= 20 s, but a CI machine may be slow or busy
 RUN_ALL_TIMEOUT = float(os.environ.get("QLIB_BROWSER_RUN_TIMEOUT", "600"))
+# after a move, an idle kernel and an unchanged output for this long mean "no change"
+QUIET = float(os.environ.get("QLIB_BROWSER_QUIET", "2.0"))
 
 
 def notebook_paths() -> list[Path]:
@@ -65,6 +67,8 @@ ERRORS_IN_WIDGET_JS = """
 
 VALUE_JS = """
 (control) => {
+  const readout = control.querySelector('.widget-readout');
+  if (readout && readout.innerText.trim()) return readout.innerText.trim();
   const h = [...control.querySelectorAll('.noUi-handle')];
   if (h.length) return h.map(e => e.getAttribute('aria-valuetext') || e.getAttribute('aria-valuenow')).join(' .. ');
   const sel = control.querySelector('select');
@@ -96,9 +100,25 @@ def _wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
 
 
 def _settle(lab, control, before: str, expect_change: bool, timeout: float) -> str:
-    """Wait for the widget's output to react to a move, then to stop changing."""
+    """Wait for the widget's output to react to a move, then to stop changing.
+
+    Gives up waiting for a change after ``timeout`` seconds, or earlier once the kernel has
+    been idle for ``QUIET`` seconds with nothing changed (the move was handled and did
+    not alter the output).
+    """
     snap = lambda: control.evaluate(SNAPSHOT_JS)  # noqa: E731
-    _wait_until(lambda: snap() != before, timeout if expect_change else 1.0)
+    t_end = time.monotonic() + (timeout if expect_change else 1.0)
+    idle_since = None
+    while time.monotonic() < t_end:
+        if snap() != before:
+            break
+        if all(st == "idle" for st in lab.kernel_states()):
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= QUIET:
+                break
+        else:
+            idle_since = None
+        time.sleep(0.1)
     lab.wait_kernels_idle(timeout=60, settle=0.2)
     last, stable_since = snap(), time.monotonic()
     t_end = time.monotonic() + 15
@@ -110,8 +130,17 @@ def _settle(lab, control, before: str, expect_change: bool, timeout: float) -> s
     return last
 
 
-def _move(control, kind: str, end: str) -> None:
-    """Move one control to its first (end='first') or last (end='last') position."""
+def _positions(control, kind: str) -> list:
+    """Every position worth trying for a control used as context: both ends, or every option."""
+    if kind == "dropdown":
+        return list(range(control.query_selector("select").evaluate("s => s.options.length")))
+    if kind in ("toggle", "radio"):
+        return list(range(len(control.query_selector_all("button" if kind == "toggle" else "input[type=radio]"))))
+    return ["first", "last"]
+
+
+def _move(control, kind: str, end) -> None:
+    """Move one control to its first (end='first'), last (end='last') or n-th (end=n) position."""
     if kind == "slider":
         key = "Home" if end == "first" else "End"
         for handle in control.query_selector_all(".noUi-handle"):
@@ -120,15 +149,58 @@ def _move(control, kind: str, end: str) -> None:
     elif kind == "dropdown":
         select = control.query_selector("select")
         n = select.evaluate("s => s.options.length")
-        select.select_option(index=0 if end == "first" else n - 1)
+        select.select_option(index=end if isinstance(end, int) else 0 if end == "first" else n - 1)
     elif kind in ("toggle", "radio"):
         sel = "button" if kind == "toggle" else "input[type=radio]"
         options = control.query_selector_all(sel)
-        (options[0] if end == "first" else options[-1]).click()
+        (options[end] if isinstance(end, int) else options[0] if end == "first" else options[-1]).click()
     elif kind == "checkbox":
         box = control.query_selector("input[type=checkbox]")
         if box.is_checked() != (end == "last"):
             box.click()
+
+
+def _both_ends(lab, control, kind: str, label: str, where: str):
+    """Move ``control`` to its first then last position; (value_first, value_last, changed)."""
+    before, value0 = control.evaluate(SNAPSHOT_JS), control.evaluate(VALUE_JS)
+    _move(control, kind, "first")
+    value_first = control.evaluate(VALUE_JS)
+    snap_first = _settle(lab, control, before, expect_change=value_first != value0, timeout=10)
+    _move(control, kind, "last")
+    value_last = control.evaluate(VALUE_JS)
+    if value_last == value_first:
+        pytest.fail(f"{where}: control {label!r} ({kind}) did not move: first = last = {value_first!r}")
+    snap_last = _settle(lab, control, snap_first, expect_change=True, timeout=15)
+    errors = control.evaluate(ERRORS_IN_WIDGET_JS)
+    if errors:
+        pytest.fail(f"{where}: control {label!r} at {value_last!r} shows errors:\n" + "\n".join(errors))
+    return value_first, value_last, snap_last != snap_first
+
+
+def _exercise_control(lab, control, siblings: list, where: str) -> str:
+    """Prove that a control drives its figure or readout; returns a one-line summary.
+
+    Some controls only matter in some states of the others (e.g. "group size" only for
+    block-wise granularity). If moving a control end to end changes nothing, the other
+    controls of the same widget are set to each of their positions in turn and the
+    control is tried again; it fails only if it changes nothing in any of those states.
+    """
+    kind, label = _kind(control), control.evaluate(LABEL_JS)
+    control.scroll_into_view_if_needed()
+    first, last, changed = _both_ends(lab, control, kind, label, where)
+    if changed:
+        return f"{label}: {first} -> {last}"
+    ordered = sorted(siblings, key=lambda c: _kind(c) == "slider")   # mode pickers first
+    for other in ordered:
+        other_kind, other_label = _kind(other), other.evaluate(LABEL_JS)
+        for pos in _positions(other, other_kind):
+            _move(other, other_kind, pos)
+            _settle(lab, other, other.evaluate(SNAPSHOT_JS), expect_change=True, timeout=3)
+            first, last, changed = _both_ends(lab, control, kind, label, where)
+            if changed:
+                return f"{label}: {first} -> {last} (with {other_label} = {other.evaluate(VALUE_JS)})"
+    pytest.fail(f"{where}: moving {label!r} ({kind}) from {first!r} to {last!r} did not change the figure or "
+                "readout it belongs to, whatever the other controls of its widget were set to")
 
 
 def _kind(control) -> str:
@@ -141,13 +213,44 @@ def _kind(control) -> str:
     return "unknown"
 
 
-def _run_all(page, lab) -> None:
+PROGRESS_JS = """
+() => {
+  const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell')];
+  const prompts = cells.map(c => { const p = c.querySelector('.jp-InputArea-prompt'); return p ? p.textContent : ''; });
+  const outputs = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output').length;
+  return {total: cells.length, done: prompts.filter(t => /\\[\\d+\\]/.test(t)).length,
+          running: prompts.filter(t => t.includes('*')).length, outputs: outputs};
+}
+"""
+
+
+def _run_all(page, lab, stall: float = 10.0) -> None:
+    """Run All, then wait until every code cell has an execution count, or nothing moves.
+
+    JupyterLab clears the ``[*]`` of the queued cells as soon as *any* cell replies with an
+    error -- also a ``raises-exception`` cell, after which the kernel keeps running the
+    rest -- so ``[*]`` alone cannot tell when Run All is over. Done means: every code
+    cell numbered and the kernel idle; or (a real error stopped the run) the kernel idle
+    and nothing changed for ``stall`` seconds. The saved copy then tells what happened.
+    """
     _menu(page, "Run", "runmenu:run-all")
     time.sleep(0.5)
-    page.wait_for_function(
-        "() => ![...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
-        ".some(e => e.textContent.includes('*'))", timeout=RUN_ALL_TIMEOUT * 1000)
-    lab.wait_kernels_idle(timeout=RUN_ALL_TIMEOUT, settle=0.5)
+    t_end = time.monotonic() + RUN_ALL_TIMEOUT
+    last, last_change = None, time.monotonic()
+    while time.monotonic() < t_end:
+        progress = page.evaluate(PROGRESS_JS)
+        idle = all(s == "idle" for s in lab.kernel_states())
+        if progress != last:
+            last, last_change = progress, time.monotonic()
+        if idle and progress["done"] == progress["total"] and progress["running"] == 0:
+            lab.wait_kernels_idle(timeout=RUN_ALL_TIMEOUT, settle=0.5)
+            return
+        if not idle:
+            last_change = max(last_change, time.monotonic() - stall / 2)
+        if idle and progress["running"] == 0 and time.monotonic() - last_change > stall:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"Run All still busy after {RUN_ALL_TIMEOUT:.0f} s: {last}")
 
 
 def _save_and_read(page, lab, name: str):
@@ -180,6 +283,7 @@ def _accept_dialogs(page, seconds: float = 2.0) -> None:
 
 
 def _open(page, lab, name: str) -> None:
+    _close(page, lab)   # one notebook at a time
     _menu(page, "File", "filebrowser:open-path")
     dialog_input = page.wait_for_selector(".jp-Dialog input", timeout=10_000)
     dialog_input.fill(name)
@@ -192,8 +296,11 @@ def _open(page, lab, name: str) -> None:
 
 
 def _close(page, lab) -> None:
-    if page.query_selector(".jp-NotebookPanel"):
-        _menu(page, "File", "filemenu:close-and-cleanup")
+    """Close every open notebook (confirming any dialog) and shut all kernels down."""
+    for _ in range(5):
+        if not page.query_selector(".jp-NotebookPanel"):
+            break
+        _menu(page, "File", "application:close-all")
         _accept_dialogs(page, seconds=10)
     lab.shutdown_kernels()
 
@@ -227,29 +334,15 @@ def test_notebook_runs_and_widgets_respond(notebook, lab, lab_page, artifacts_di
                         + ("\nserver log:\n" + "\n".join(notes[-15:]) if notes else ""))
 
         # 4. every control moves to both ends and changes what it drives
-        controls = page.query_selector_all(CONTROL_SELECTOR)
+        controls = [c for c in page.query_selector_all(CONTROL_SELECTOR)
+                    if not c.evaluate("c => c.classList.contains('mod-disabled') || !!c.querySelector(':disabled')")]
+        page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output').forEach((a, i) => a.dataset.qlibArea = i)")
+        areas = [c.evaluate("c => (c.closest('.jp-OutputArea-output') || {dataset: {}}).dataset.qlibArea || ''")
+                 for c in controls]
         moved = []
-        for control in controls:
-            if control.evaluate("c => c.classList.contains('mod-disabled') || !!c.querySelector(':disabled')"):
-                continue
-            kind, label = _kind(control), control.evaluate(LABEL_JS)
-            control.scroll_into_view_if_needed()
-            before, value0 = control.evaluate(SNAPSHOT_JS), control.evaluate(VALUE_JS)
-            _move(control, kind, "first")
-            value_first = control.evaluate(VALUE_JS)
-            snap_first = _settle(lab, control, before, expect_change=value_first != value0, timeout=10)
-            _move(control, kind, "last")
-            value_last = control.evaluate(VALUE_JS)
-            assert value_last != value_first, (
-                f"{notebook.name}: control {label!r} ({kind}) did not move: first = last = {value_first!r}")
-            snap_last = _settle(lab, control, snap_first, expect_change=True, timeout=15)
-            errors = control.evaluate(ERRORS_IN_WIDGET_JS)
-            if errors:
-                pytest.fail(f"{notebook.name}: control {label!r} at {value_last!r} shows errors:\n" + "\n".join(errors))
-            if snap_last == snap_first:
-                pytest.fail(f"{notebook.name}: moving {label!r} ({kind}) from {value_first!r} to {value_last!r} "
-                            "did not change the figure or readout it belongs to")
-            moved.append(f"{label}: {value_first} -> {value_last}")
+        for k, control in enumerate(controls):
+            siblings = [c for j, c in enumerate(controls) if j != k and areas[j] == areas[k]]
+            moved.append(_exercise_control(lab, control, siblings, notebook.name))
 
         # 5. screenshot with the first widget in view
         if controls:
