@@ -115,12 +115,16 @@ def _heading_before(nb, index: int) -> str:
 
 
 def _task_before(nb, index: int) -> str:
-    if index > 0 and nb.cells[index - 1].cell_type == "markdown":
-        for line in nb.cells[index - 1].source.split("\n"):
-            text = line.strip()
-            if text and not text.startswith("#"):
-                return text if len(text) <= 90 else text[:87].rstrip() + "..."
-    return ""
+    """The exercise's prompt: a line starting with **Exercise in the markdown cell before the
+    exercise, else the first line of that cell's last paragraph."""
+    if index == 0 or nb.cells[index - 1].cell_type != "markdown":
+        return ""
+    lines = [line.strip() for line in nb.cells[index - 1].source.split("\n")]
+    text = next((ln for ln in lines if ln.lower().startswith(("**exercise", "exercise"))), "")
+    if not text:
+        paragraphs = [p for p in "\n".join(lines).split("\n\n") if p.strip() and not p.strip().startswith("#")]
+        text = paragraphs[-1].strip().split("\n")[0] if paragraphs else ""
+    return text if len(text) <= 90 else text[:87].rstrip() + "..."
 
 
 def exercises(nb, name: str = "notebook") -> list[Exercise]:
