@@ -71,12 +71,15 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
-        if Path(str(item.fspath)).parent == here:
+        if Path(str(item.path)).parent == here:
             item.add_marker(pytest.mark.browser)
 
 
 def chromium_executable() -> str | None:
-    candidates = [os.environ.get("QLIB_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")]
+    if os.environ.get("QLIB_CHROMIUM"):       # set explicitly: that binary or nothing
+        candidates = [os.environ["QLIB_CHROMIUM"]]
+    else:
+        candidates = ["/usr/bin/chromium", shutil.which("chromium")]
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
