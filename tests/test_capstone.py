@@ -149,8 +149,8 @@ def test_equalize_pair_keeps_the_function_and_equalizes_ranges(W1, W2, x, b1):
     np.testing.assert_allclose(after, before, rtol=1e-9, atol=1e-9)
     r1, r2 = cle.channel_ranges(W1), cle.channel_ranges(W2, 1)
     ok = (r1 > 0) & (r2 > 0)
-    np.testing.assert_allclose(cle.channel_ranges(W1e)[ok], np.sqrt(r1 * r2)[ok], rtol=1e-9)
-    np.testing.assert_allclose(cle.channel_ranges(W2e, 1)[ok], np.sqrt(r1 * r2)[ok], rtol=1e-9)
+    np.testing.assert_allclose(cle.channel_ranges(W1e)[ok], (np.sqrt(r1) * np.sqrt(r2))[ok], rtol=1e-9)
+    np.testing.assert_allclose(cle.channel_ranges(W2e, 1)[ok], (np.sqrt(r1) * np.sqrt(r2))[ok], rtol=1e-9)
     assert np.all(s > 0)
 
 
