@@ -8,9 +8,10 @@ Each ``notebooks/NN_*.ipynb`` gets one navigation line such as
     [← 02 Linear quantization](02_linear_quantization.ipynb) · [00 Start here](00_start_here.ipynb) · [04 Granularity →](04_granularity.ipynb)
 
 (the link to 00 is left out where "previous" already is 00, and 00 itself has only
-"next"). The labels come from each notebook's title (its first ``# NN · Title: subtitle``
-heading, cut at the first colon or question mark), so renaming a notebook or adding one
-needs no edit here. A navigation line is any markdown line made only of links to
+"next"). The labels are the short names of the README's notebook table (its links
+``[Linear quantization](notebooks/02_linear_quantization.ipynb)``); a notebook missing
+from that table is labelled from its title (the first ``# NN · Title: subtitle`` heading,
+cut at the first colon or question mark). Adding or renaming a notebook needs no edit here. A navigation line is any markdown line made only of links to
 ``NN_*.ipynb`` notebooks, separators (``·``, ``|``) and at least one arrow; every such line
 is rewritten. A notebook without one gets a new markdown cell ``---`` + line at the end.
 ``--check`` also reports links to notebooks that do not exist, in any markdown cell.
@@ -31,6 +32,27 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 NB_LINK = re.compile(r"\[([^\]]*)\]\((\d\d_[^)\s#]*\.ipynb)(#[^)\s]*)?\)")
 SEPARATORS = set(" \t·|•-–—*_")
 TITLE_PREFIX = re.compile(r"^\s*#\s+(\d\d)\s*[·.:\-–—]?\s*")
+README_LINK = re.compile(r"\[([^\]]+)\]\((?:\./)?notebooks/(\d\d_[^)\s#]*\.ipynb)\)")
+
+
+def readme_labels(readme: Path | None) -> dict[str, str]:
+    """Short names from the README's links to notebooks: {"02_x.ipynb": "02 Linear quantization"}.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "README.md"
+    >>> _ = f.write_text("| 02 | [Linear quantization](notebooks/02_linear_quantization.ipynb) | ... |")
+    >>> readme_labels(f)
+    {'02_linear_quantization.ipynb': '02 Linear quantization'}
+    """
+    if readme is None or not readme.exists():
+        return {}
+    labels = {}
+    for text, name in README_LINK.findall(readme.read_text(encoding="utf-8")):
+        text = text.strip()
+        if not re.match(r"^\d\d\b", text):
+            text = f"{name[:2]} {text}"
+        labels.setdefault(name, text)
+    return labels
 
 
 def notebooks(src: Path) -> list[Path]:
@@ -135,15 +157,17 @@ def sync(nb, line: str) -> tuple[object, bool]:
     return nb, changed
 
 
-def plan(src: Path) -> tuple[list[str], dict[str, str]]:
+def plan(src: Path, readme: Path | None = None) -> tuple[list[str], dict[str, str]]:
     paths = notebooks(src)
     names = [p.name for p in paths]
-    labels = {p.name: short_label(title_of(nbformat.read(p, as_version=4)), p.stem) for p in paths}
+    from_readme = readme_labels(readme)
+    labels = {p.name: from_readme.get(p.name) or short_label(title_of(nbformat.read(p, as_version=4)), p.stem)
+              for p in paths}
     return names, labels
 
 
-def check(src: Path) -> list[str]:
-    names, labels = plan(src)
+def check(src: Path, readme: Path | None = None) -> list[str]:
+    names, labels = plan(src, readme)
     problems = []
     for name in names:
         nb = nbformat.read(src / name, as_version=4)
@@ -160,8 +184,8 @@ def check(src: Path) -> list[str]:
     return problems
 
 
-def write(src: Path) -> list[str]:
-    names, labels = plan(src)
+def write(src: Path, readme: Path | None = None) -> list[str]:
+    names, labels = plan(src, readme)
     changed = []
     for name in names:
         path = src / name
@@ -177,14 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="only verify, exit 1 if something is out of date")
     ap.add_argument("--src", type=Path, default=ROOT / "notebooks", help="notebook folder (default notebooks/)")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md",
+                    help="file whose [Name](notebooks/NN_x.ipynb) links give the labels (default README.md)")
     args = ap.parse_args(argv)
     if args.check:
-        problems = check(args.src)
+        problems = check(args.src, args.readme)
         print("\n".join(problems) if problems else f"navigation links in sync ({len(notebooks(args.src))} notebooks)")
         if problems:
             print("run `python scripts/nav_links.py` to fix the navigation lines", file=sys.stderr)
         return 1 if problems else 0
-    changed = write(args.src)
+    changed = write(args.src, args.readme)
     for name in changed:
         print(f"updated {name}")
     print(f"{len(changed)} notebook(s) updated")

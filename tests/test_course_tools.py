@@ -174,7 +174,7 @@ def test_every_exercise_has_a_checker(path):
 
 
 def test_nav_links_in_sync():
-    problems = nav_links.check(ROOT / "notebooks")
+    problems = nav_links.check(ROOT / "notebooks", ROOT / "README.md")
     assert not problems, "run `python scripts/nav_links.py`:\n" + "\n".join(problems)
 
 
