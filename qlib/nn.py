@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._validate import as_float_array
 
@@ -246,6 +247,14 @@ def train(model, X, y, epochs: int = 30, batch_size: int = 64, lr: float = 2e-3,
     rng = np.random.default_rng(seed)
     opt = optimizer if optimizer is not None else Adam(lr=lr)
     losses, accs = [], []
+    # The matrices are tiny (64 x 128): BLAS threads only add synchronisation, and on a busy
+    # machine they make training several times slower. One thread, same numbers.
+    with threadpool_limits(limits=1, user_api="blas"):
+        _train_epochs(model, X, y, epochs, batch_size, rng, opt, losses, accs, X_test, y_test)
+    return TrainHistory(losses, accs)
+
+
+def _train_epochs(model, X, y, epochs, batch_size, rng, opt, losses, accs, X_test, y_test):
     for _ in range(epochs):
         order = rng.permutation(X.shape[0])
         total = 0.0
@@ -258,7 +267,6 @@ def train(model, X, y, epochs: int = 30, batch_size: int = 64, lr: float = 2e-3,
             total += loss * len(idx)
         losses.append(total / X.shape[0])
         accs.append(model.accuracy(X_test, y_test) if X_test is not None else float("nan"))
-    return TrainHistory(losses, accs)
 
 
 @lru_cache(maxsize=4)
