@@ -195,10 +195,16 @@ def _exercise_control(lab, control, siblings: list, where: str) -> str:
         other_kind, other_label = _kind(other), other.evaluate(LABEL_JS)
         for pos in _positions(other, other_kind):
             _move(other, other_kind, pos)
-            _settle(lab, other, other.evaluate(SNAPSHOT_JS), expect_change=True, timeout=3)
-            first, last, changed = _both_ends(lab, control, kind, label, where)
-            if changed:
-                return f"{label}: {first} -> {last} (with {other_label} = {other.evaluate(VALUE_JS)})"
+            # the control sits at one end; in this state, move it to the other end once
+            at_end = control.evaluate(VALUE_JS) == last
+            snap = _settle(lab, other, other.evaluate(SNAPSHOT_JS), expect_change=True, timeout=3)
+            _move(control, kind, "first" if at_end else "last")
+            moved = _settle(lab, control, snap, expect_change=True, timeout=5)
+            errors = control.evaluate(ERRORS_IN_WIDGET_JS)
+            if errors:
+                pytest.fail(f"{where}: control {label!r} shows errors:\n" + "\n".join(errors))
+            if moved != snap:
+                return f"{label}: {first} <-> {last} (with {other_label} = {other.evaluate(VALUE_JS)})"
     pytest.fail(f"{where}: moving {label!r} ({kind}) from {first!r} to {last!r} did not change the figure or "
                 "readout it belongs to, whatever the other controls of its widget were set to")
 
