@@ -118,12 +118,3 @@ def controls():
         "fmt": w.Dropdown(options=FORMAT_NAMES, value="bf16", description="format", style=style),
     }
 
-
-def bench_callbacks():
-    """One change of notebook 01's dtype explorer (used by benchmarks/bench_core.py)."""
-
-    def move(value, fmt):
-        readout(store(value, fmt))
-        return draw_spacing(value)
-
-    return {"01 dtype explorer": lambda: move(0.1, "bf16")}

@@ -119,16 +119,3 @@ def controls():
     bits.observe(follow_bits, names="value")
     return {"scale": s, "zero_point": z, "bits": bits}
 
-
-def bench_callbacks():
-    """One slider move of notebook 02's demo (used by benchmarks/bench_core.py)."""
-    from ..nn import reference_model
-
-    W = reference_model().linear_layers[1].W
-
-    def move(scale, z, bits):
-        r = staircase(scale, z, bits, data=W)
-        readout(r)
-        return draw_staircase(r)
-
-    return {"02 staircase, 3 bits": lambda: move(0.1, 4, 3), "02 staircase, 8 bits, finest S": lambda: move(SCALE_MIN, 128, 8)}
