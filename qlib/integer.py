@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_choice
+from ._validate import check_choice, check_flag
 from .linear import dequantize, quantize, round_half_away
 
 __all__ = [
@@ -85,14 +85,18 @@ def quantize_multiplier(M):
     TFLite's ``QuantizeMultiplier``: ``M = q * 2^shift`` with ``q`` in ``[0.5, 1)`` (``frexp``),
     ``M0 = round_half_away(q * 2^31)`` (so ``2^30 <= M0 < 2^31``; when rounding reaches
     ``2^31`` it becomes ``2^30`` and ``shift + 1``). Multipliers too small to survive
-    (``shift < -31``, i.e. ``M < 2^-32``) are flushed to ``(0, 0)``, and ``M = 0`` gives
-    ``(0, 0)``, as in TFLite. ``M`` may be an array (per-channel); the result then holds
-    arrays. ``M`` must be finite, ``>= 0`` and below ``2^31``.
+    (``shift < -31`` after that carry, i.e. ``M < 2^-32`` up to rounding) are flushed to
+    ``(0, 0)``, and ``M = 0`` gives ``(0, 0)``, as in TFLite. ``M`` may be an array
+    (per-channel); the result then holds arrays. ``M`` must be finite, ``>= 0`` and below
+    ``2^31 - 1/2``: from there on ``M0`` rounds up to ``2^31`` and the shift would be 32,
+    which no kernel accepts (TFLite would hand it out and then fail its own check).
 
     >>> quantize_multiplier(0.25), quantize_multiplier(0.75), quantize_multiplier(1.25)
     ((1073741824, -1), (1610612736, 0), (1342177280, 1))
     >>> quantize_multiplier(2.0 ** -31), quantize_multiplier(2.0 ** -33), quantize_multiplier(0.0)
     ((1073741824, -30), (0, 0), (0, 0))
+    >>> quantize_multiplier(1 - 2.0 ** -40)     # M0 rounds up to 2^31: halved, shift + 1
+    (1073741824, 1)
     """
     m = np.asarray(M)
     if m.dtype == object or m.dtype.kind not in "iuf" or m.size == 0:
@@ -105,8 +109,11 @@ def quantize_multiplier(M):
             f"M must be >= 0, got {M!r}: M = S_in * S_w / S_out is a ratio of positive scales "
             "(a negative multiplier means a sign error somewhere)"
         )
-    if (m >= 2.0**31).any():
-        raise ValueError(f"M = {M!r} is too large: M * acc could never fit in int32 (need M < 2^31)")
+    if (m >= 2.0**31 - 0.5).any():
+        raise ValueError(
+            f"M = {M!r} is too large: it rounds to M0 * 2^(shift - 31) with shift 32, and M * acc could "
+            "never fit in int32 anyway (need M < 2^31 - 1/2)"
+        )
     q, shift = np.frexp(m)
     m0 = round_half_away(q * 2.0**31).astype(np.int64)
     carry = m0 == 2**31
@@ -333,6 +340,7 @@ def requantize(acc, M0, shift, out_zero_point: int, qmin: int, qmax: int, relu: 
     >>> requantize([-300, -10, 10, 300, 9000], M0, shift, 0, 0, 255, relu=True).tolist()
     [0, 0, 1, 15, 255]
     """
+    relu = check_flag(relu, "relu")
     y = multiply_by_quantized_multiplier(acc, M0, shift, rounding=rounding)
     y = np.asarray(y, dtype=np.int64) + int(out_zero_point)
     lo = max(int(qmin), int(out_zero_point)) if relu else int(qmin)
@@ -347,6 +355,7 @@ def requantize_float(acc, M, out_zero_point: int, qmin: int, qmax: int, relu: bo
     >>> requantize_float([-300, -10, 10, 300, 9000], 0.05, 0, 0, 255, relu=True).tolist()
     [0, 0, 0, 15, 255]
     """
+    relu = check_flag(relu, "relu")
     a = _as_int_array(acc, "acc").astype(np.float64)
     y = np.rint(a * np.asarray(M, dtype=np.float64)) + int(out_zero_point)
     lo = max(int(qmin), int(out_zero_point)) if relu else int(qmin)
@@ -406,6 +415,7 @@ def integer_linear_from_codes(name, w_codes, w_zero_point, bias_codes, in_zero_p
     [[19], [0]]
     """
     check_choice(rounding, "rounding", _ROUNDINGS)
+    relu = check_flag(relu, "relu")
     w, b = fold_zero_points(w_codes, in_zero_point, w_zero_point, bias_codes)
     m = np.broadcast_to(np.asarray(M, dtype=np.float64), (w.shape[0],)).copy()
     M0, shift = quantize_multiplier(m)

@@ -83,6 +83,58 @@ def test_quantize_multiplier_is_a_q31_approximation(M):
     assert dequantize_multiplier(M0, shift) == float(approx)
 
 
+@pytest.mark.parametrize("M", [2**31 - 2.0**-22, 2**31 - 0.5, np.array([0.5, 2**31 - 2.0**-22])])
+def test_quantize_multiplier_refuses_what_would_need_shift_32(M):
+    """M0 rounds up to 2^31 here; the carry would give shift 32, which no kernel accepts
+    (before the fix quantize_multiplier(2**31 - 2**-22) returned (2^30, 32))."""
+    with pytest.raises(ValueError, match="shift 32"):
+        quantize_multiplier(M)
+
+
+def test_quantize_multiplier_edges_follow_tflite():
+    # largest accepted M: q * 2^31 = 2^31 - 1/2 - 2^-22 rounds down to INT32_MAX, shift 31
+    assert quantize_multiplier(2**31 - 0.5 - 2.0**-22) == (INT32_MAX, 31)
+    # just below a power of two: the Q31 mantissa rounds up to 2^31 -> (2^30, exponent + 1)
+    for k in range(-30, 31):
+        assert quantize_multiplier(np.nextafter(2.0**k, 0)) == (2**30, k + 1)
+    # just below 2^-32: the carry lifts the shift back to -31 before TFLite's flush test
+    assert quantize_multiplier(np.nextafter(2.0**-32, 0)) == (2**30, -31)
+    # tiny, subnormal and zero multipliers are flushed to (0, 0)
+    for m in (2.0**-33, 5e-324, 0.0, -0.0):
+        assert quantize_multiplier(m) == (0, 0)
+    # integer and numpy scalar input
+    assert quantize_multiplier(1) == quantize_multiplier(np.float32(1.0)) == (2**30, 1)
+
+
+def _accepted_multipliers():
+    powers = st.integers(-40, 30).map(lambda k: float(np.nextafter(2.0**k, 0)))
+    return st.one_of(
+        st.floats(min_value=0.0, max_value=2**31 - 0.5 - 2.0**-22, allow_nan=False, allow_subnormal=True),
+        st.floats(min_value=2.0**-34, max_value=2.0**-30),
+        st.floats(min_value=0.0, max_value=8.0),
+        powers,
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(_accepted_multipliers(), st.integers(INT32_MIN, INT32_MAX))
+def test_every_quantized_multiplier_is_usable_and_within_one(M, x_raw):
+    """Whatever M in the accepted domain, the pair is accepted by the kernel and
+    multiply_by_quantized_multiplier(x, *quantize_multiplier(M)) is within 1 of round(x * M)."""
+    M0, shift = quantize_multiplier(M)
+    assert 0 <= M0 <= INT32_MAX and -31 <= shift <= 31
+    left = max(shift, 0)
+    # x such that x * 2^left fits int32 and |x * M| <= 2^30 (the result fits comfortably)
+    lim = min(INT32_MAX >> left, int(Fraction(2**30) / Fraction(M)) if M > 0 else INT32_MAX)
+    x = x_raw % (2 * lim + 1) - lim
+    target = round(Fraction(x) * Fraction(M))  # Fraction rounds half to even: within 1 either way
+    roundings = ("double", "single") if shift <= 30 else ("double",)
+    for rounding in roundings:
+        got = multiply_by_quantized_multiplier(x, M0, shift, rounding=rounding)
+        assert abs(got - target) <= 1, (M, x, rounding, got, target)
+    assert multiply_by_quantized_multiplier(0, M0, shift) == 0
+
+
 # ----------------------------------------------------------------------------- gemmlowp primitives
 def test_srdhm_hand_values():
     q30 = 2**30  # 0.5 in Q31
