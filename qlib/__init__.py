@@ -18,5 +18,6 @@ from . import integer, export  # noqa: F401
 from .integer import quantize_multiplier, multiply_by_quantized_multiplier  # noqa: F401
 from . import qat  # noqa: F401
 from . import cle, onnx_graph, realmodel, recognizer, textlines  # noqa: F401
+from . import minifloat, blockfloat  # noqa: F401
 
 __version__ = "0.1.0"
