@@ -10,8 +10,9 @@
   checker cell must raise ``qlib.check.ExerciseError``; then the real solution is restored;
 * the navigation lines are in sync (scripts/nav_links.py --check);
 * environment.yml has the Binder shape (conda-forge, python 3.11, a pip section installing
-  qlib with ``-e .``) and its packages resolve with ``pip install --dry-run`` (needs the
-  package index; skipped with a message when it cannot be reached).
+  qlib with ``-e .``) and its packages resolve with ``pip install --dry-run`` for Python 3.11
+  (needs the package index; skipped with a message when it cannot be reached), with options
+  that the pip of a fresh ``python3 -m venv`` (23.x) accepts too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import urllib.parse
 from pathlib import Path
@@ -374,6 +376,40 @@ def _index_reachable(timeout: float = 3.0) -> tuple[bool, str]:
         return False, f"{host}:{port} ({exc})"
 
 
+def pip_dry_run_args(target: str, python_version: str = "3.11") -> list[str]:
+    """``pip install`` options that resolve (never install) wheels for another Python version.
+
+    pip < 24 refuses ``--python-version`` with ``--dry-run`` alone ("Can not use any platform
+    or abi specific options unless installing via '--target'"); with ``--target`` every pip
+    from 22.2 on accepts it, and ``--dry-run`` still writes nothing into ``target``.
+    """
+    return ["install", "--dry-run", "--target", target, "--ignore-installed", "--quiet",
+            "--disable-pip-version-check", "--only-binary=:all:", "--python-version", python_version]
+
+
+def _stock_pip_wheel() -> Path | None:
+    """The pip wheel that ``python3 -m venv`` installs into a new environment (ensurepip's)."""
+    import ensurepip
+
+    folders = [Path(ensurepip.__file__).parent / "_bundled", Path("/usr/share/python-wheels")]
+    wheels = sorted(w for f in folders if f.is_dir() for w in f.glob("pip-*.whl"))
+    return wheels[-1] if wheels else None
+
+
+def test_dry_run_options_work_with_the_pip_of_a_fresh_venv(tmp_path):
+    """The resolution check below must also run under the pip a stock venv ships (23.x for
+    Python 3.11), not only under a freshly upgraded one. Offline: it resolves that pip wheel
+    itself from its own folder."""
+    wheel = _stock_pip_wheel()
+    if wheel is None:
+        pytest.skip("this Python ships no ensurepip wheel of pip to test against")
+    cmd = [sys.executable, str(wheel / "pip"), *pip_dry_run_args(str(tmp_path / "target")),
+           "--no-index", "--find-links", str(wheel.parent), "pip"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{wheel.name} refuses the dry-run options:\n{proc.stdout}{proc.stderr}"
+    assert not (tmp_path / "target").exists(), "--dry-run must not install anything"
+
+
 def test_environment_yml_resolves_with_pip():
     env = _environment()
     ok, where = _index_reachable()
@@ -390,9 +426,9 @@ def test_environment_yml_resolves_with_pip():
         specs.append(re.sub(r"^([\w.-]+)=([\w.*]+)$", r"\1==\2", d))   # conda's x=1.2 is pip's x==1.2
     specs += [d for d in pip_section if not d.strip().startswith("-")]
     specs += _pyproject()["project"]["dependencies"]           # what `-e .` pulls in
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--disable-pip-version-check", "--only-binary=:all:", "--python-version", "3.11", *specs]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    with tempfile.TemporaryDirectory() as target:
+        cmd = [sys.executable, "-m", "pip", *pip_dry_run_args(target), *specs]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     network = ("NewConnectionError", "Temporary failure in name resolution", "ConnectTimeout",
                "Network is unreachable", "ProxyError")
