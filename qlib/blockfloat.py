@@ -166,7 +166,7 @@ def fake_quantize_mx(x, elem: str = "e2m1", block_size: int = 32, axis: int = -1
 
 # --- NVFP4 ---------------------------------------------------------------------------------------
 
-def nvfp4_quantize(x, block_size: int = 16, axis: int = -1):
+def nvfp4_quantize(x, block_size: int = 16, axis: int = -1, s_tensor: float | None = None):
     """NVFP4: E2M1 elements, one FP8 E4M3 scale per block of 16, one fp32 scale per tensor.
 
     The rule (NVIDIA, "Introducing NVFP4 for Efficient and Accurate Low-Precision Inference",
@@ -177,7 +177,9 @@ def nvfp4_quantize(x, block_size: int = 16, axis: int = -1):
         q_i      = cast_e2m1_saturating(x_i / (s_block * s_tensor))      (0 where s_block is 0)
         x_hat_i  = q_i * s_block * s_tensor
 
-    Both casts round to nearest even. Returns ``(element_codes, block_scale_codes, s_tensor)``
+    Both casts round to nearest even; the divisions happen in float64 (s_tensor itself is rounded to
+    float32). Pass ``s_tensor`` to use a calibrated per-tensor scale instead of amax / 2688 (block
+    scales above 448 then saturate). Returns ``(element_codes, block_scale_codes, s_tensor)``
     (uint8 E2M1 codes shaped like x, uint8 E4M3 codes shaped like x with axis / block_size, a float).
     An all-zero tensor gets s_tensor = 0 and all codes 0.
 
@@ -188,8 +190,11 @@ def nvfp4_quantize(x, block_size: int = 16, axis: int = -1):
     """
     x = as_float_array(x)
     b, axis = _to_blocks(x.astype(np.float64), block_size, axis)
-    amax = float(np.abs(b).max())
-    s_tensor = float(np.float32(amax / (448.0 * 6.0)))
+    if s_tensor is None:
+        s_tensor = float(np.abs(b).max()) / (448.0 * 6.0)
+    elif not (isinstance(s_tensor, numbers.Real) and np.isfinite(s_tensor) and s_tensor > 0):
+        raise ValueError(f"s_tensor must be a positive finite number (or None: amax / 2688), got {s_tensor!r}")
+    s_tensor = float(np.float32(s_tensor))
     if s_tensor == 0.0:  # all zeros (or below float32's range)
         zeros = np.zeros(b.shape[:-1], np.uint8)
         return _from_blocks(np.zeros(b.shape, np.uint8), axis), np.moveaxis(zeros, -1, axis), 0.0
@@ -224,7 +229,7 @@ def nvfp4_dequantize(codes, block_scales, s_tensor: float, block_size: int = 16,
     return _from_blocks(v, axis_n).astype(np.float32)
 
 
-def fake_quantize_nvfp4(x, block_size: int = 16, axis: int = -1) -> np.ndarray:
+def fake_quantize_nvfp4(x, block_size: int = 16, axis: int = -1, s_tensor: float | None = None) -> np.ndarray:
     """nvfp4_dequantize(nvfp4_quantize(x)) in x's float dtype. See nvfp4_quantize for the rule.
 
     >>> x = np.array([0.1, -0.2, 0.3, 0.6, 0.01, 0.02, -0.07, 0.05], np.float32)
@@ -232,7 +237,7 @@ def fake_quantize_nvfp4(x, block_size: int = 16, axis: int = -1) -> np.ndarray:
     ['0.10000', '-0.20000', '0.30000', '0.60000', '0.01161', '0.01741', '-0.06964', '0.04643']
     """
     x = as_float_array(x)
-    codes, bs, st = nvfp4_quantize(x, block_size, axis)
+    codes, bs, st = nvfp4_quantize(x, block_size, axis, s_tensor)
     return nvfp4_dequantize(codes, bs, st, block_size, axis).astype(x.dtype)
 
 

@@ -186,7 +186,7 @@ def encode(x, fmt: str, saturate: bool = False) -> np.ndarray:
     with np.errstate(over="ignore"):  # float64 inputs near 1.8e308 may carry past float64's range
         value = np.ldexp(n.astype(np.float64), e - M)
     over = (value > f.max_finite) | ~finite
-    max_code = int(encode_max_code(f))
+    max_code = _max_code(f)
     if saturate or not f.has_nan:  # FP6/FP4 always saturate
         mag = np.where(over, max_code, mag)
     elif f.has_inf:  # e5m2: infinity
@@ -205,7 +205,7 @@ def encode(x, fmt: str, saturate: bool = False) -> np.ndarray:
     return code.astype(np.uint8)
 
 
-def encode_max_code(f: FloatFormat) -> int:
+def _max_code(f: FloatFormat) -> int:
     """Magnitude bits of the largest finite value (without the sign bit)."""
     e, M = f.emax, f.mantissa_bits
     n = int(round(f.max_finite / 2.0 ** (e - M)))
