@@ -17,9 +17,17 @@ ALLOWED_BITS = tuple(range(2, 17)) + (32,)
 def as_float_array(x, name: str = "x", allow_empty: bool = False) -> np.ndarray:
     """Return ``x`` as a float ndarray (float32 stays float32, others become float64).
 
-    Raises ValueError for integer/bool arrays, non-numeric input, NaN/inf and
+    Raises ValueError for integer arrays, bool input (arrays, lists or scalars: True/False
+    are not real values), datetime/timedelta input, non-numeric input, NaN/inf and
     (unless ``allow_empty``) empty input. Never copies when not needed and never
     modifies ``x``.
+
+    >>> as_float_array([1, 2]).dtype, as_float_array(np.float16([1.5])).dtype
+    (dtype('float64'), dtype('float64'))
+    >>> as_float_array([True, False])
+    Traceback (most recent call last):
+    ...
+    ValueError: x holds booleans (True/False), not real numbers: convert them on purpose, e.g. x.astype(np.float64)
     """
     if isinstance(x, np.ndarray):
         arr = x
@@ -30,7 +38,17 @@ def as_float_array(x, name: str = "x", allow_empty: bool = False) -> np.ndarray:
             raise ValueError(f"{name} must be an array of real numbers ({exc})") from None
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.dtype.kind in "iub":
+    if arr.dtype.kind in "mM":
+        raise ValueError(
+            f"{name} holds dates or time spans (dtype {arr.dtype}), not real numbers: convert them "
+            "to a number of seconds (or days) first"
+        )
+    if arr.dtype.kind == "b":
+        raise ValueError(
+            f"{name} holds booleans (True/False), not real numbers: convert them on purpose, "
+            f"e.g. {name}.astype(np.float64)"
+        )
+    if arr.dtype.kind in "iu":
         if isinstance(x, np.ndarray):
             raise ValueError(
                 f"{name} has integer dtype {arr.dtype}, but a float array is needed here "
@@ -52,6 +70,70 @@ def as_float_array(x, name: str = "x", allow_empty: bool = False) -> np.ndarray:
             "finite numbers (look for a division by zero or an overflow upstream)"
         )
     return arr
+
+
+def float_dtype_of(x) -> np.dtype:
+    """The float dtype a result computed from ``x`` should have: ``x``'s own dtype when it is a
+    numpy float (float16, float32, float64, longdouble), float64 otherwise (lists, Python numbers).
+
+    >>> float_dtype_of(np.float16([1.0])), float_dtype_of(np.float32(2.0)), float_dtype_of([1, 2])
+    (dtype('float16'), dtype('float32'), dtype('float64'))
+    """
+    dt = getattr(x, "dtype", None)
+    if isinstance(dt, np.dtype) and dt.kind == "f":
+        return dt
+    return np.dtype(np.float64)
+
+
+def check_flag(value, name: str, allow_none: bool = False):
+    """Return ``value`` as a Python bool; only True/False (or numpy's bool_) are accepted.
+
+    ``"yes"``, ``"no"``, ``1.5`` or ``1`` are refused: ``bool("no")`` is True, so guessing
+    would silently pick the wrong setting. ``allow_none`` also lets ``None`` through.
+
+    >>> check_flag(np.bool_(True), "symmetric"), check_flag(None, "signed", allow_none=True)
+    (True, None)
+    >>> check_flag("no", "signed")
+    Traceback (most recent call last):
+    ...
+    ValueError: signed must be True or False, got 'no'
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False{', or None' if allow_none else ''}, got {value!r}")
+
+
+def check_scale_fits(scale, dtype, what: str = "scale") -> np.ndarray:
+    """Return ``scale`` cast to ``dtype``, or raise ValueError when ``dtype`` cannot hold it as
+    a normal number (it would become 0, a subnormal with few significant digits, or inf).
+
+    float32 data is divided by a float32 scale (as ONNX Runtime and TFLite do), so a scale of
+    1e-50 or 1e60 would turn into 0 or inf there and the result into NaN.
+
+    >>> float(check_scale_fits(0.5, np.float32))
+    0.5
+    >>> check_scale_fits(1e-50, np.float32)
+    Traceback (most recent call last):
+    ...
+    ValueError: scale 1e-50 cannot be used with float32 data: float32 holds normal numbers from 1.18e-38 to 3.4e+38 only (it would become 0 or inf, or lose its digits), and the division r / S happens in float32 as in ONNX Runtime; use a scale inside that range or float64 data
+    """
+    dtype = np.dtype(dtype)
+    s64 = np.asarray(scale, dtype=np.float64)
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        s = s64.astype(dtype)
+    bad = ~np.isfinite(s) | (s < info.tiny)
+    if bad.any():
+        v = float(s64[bad].ravel()[0]) if s64.ndim else float(s64)
+        raise ValueError(
+            f"{what} {v:g} cannot be used with {dtype.name} data: {dtype.name} holds normal numbers "
+            f"from {float(info.tiny):.3g} to {float(info.max):.3g} only (it would become 0 or inf, or lose its digits), "
+            f"and the division r / S happens in {dtype.name} as in ONNX Runtime; use a scale inside that "
+            "range or float64 data"
+        )
+    return s
 
 
 def check_bits(bits, allowed=ALLOWED_BITS) -> int:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_float_array, check_axis, check_bits, check_choice
+from ._validate import (as_float_array, check_axis, check_bits, check_choice, check_flag,
+                        check_scale_fits, float_dtype_of)
 
 __all__ = [
     "QParams",
@@ -61,6 +62,8 @@ def integer_range(bits: int = 8, signed: bool = False, narrow_range: bool = Fals
     ((-128, 127), (0, 255), (-127, 127))
     """
     bits = check_bits(bits)
+    signed = check_flag(signed, "signed")
+    narrow_range = check_flag(narrow_range, "narrow_range")
     if signed:
         qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     else:
@@ -148,6 +151,7 @@ class QParams:
     def __post_init__(self):
         bits = check_bits(self.bits)
         object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "symmetric", check_flag(self.symmetric, "symmetric"))
         for name in ("qmin", "qmax"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
@@ -161,6 +165,9 @@ class QParams:
         scale = as_float_array(self.scale, "scale").astype(np.float64)
         if (scale <= 0).any():
             raise ValueError(f"scale must be > 0 (it is the step size), got {self.scale!r}")
+        if (scale < np.finfo(np.float64).tiny).any():
+            raise ValueError(f"scale {float(scale.min()):g} is below float64's smallest normal number "
+                             "(2.2e-308): no computation with it keeps its digits")
         zp = _as_int_array(self.zero_point)
         if scale.shape != zp.shape:
             raise ValueError(
@@ -223,7 +230,8 @@ class QParams:
     def range(self) -> tuple:
         """The real values of the lowest and highest codes: ``S*(qmin - Z)``, ``S*(qmax - Z)``."""
         s, z = np.asarray(self.scale), np.asarray(self.zero_point)
-        return s * (self.qmin - z), s * (self.qmax - z)
+        with np.errstate(over="ignore"):  # a grid beyond float64's max: +-inf says so
+            return s * (self.qmin - z), s * (self.qmax - z)
 
     def _blocked(self, x: np.ndarray):
         """Return ``(x_view, scale, zero_point, shape)`` with scale/zero_point broadcastable to x_view."""
@@ -312,11 +320,10 @@ def qparams_from_range(x_min, x_max, bits=8, symmetric=False, signed=None, narro
     """
     bits = check_bits(bits)
     check_choice(scale_rule, "scale_rule", SCALE_RULES)
-    if not isinstance(symmetric, (bool, np.bool_)):
-        raise ValueError(f"symmetric must be True or False, got {symmetric!r}")
-    signed = bool(symmetric) if signed is None else signed
-    if not isinstance(signed, (bool, np.bool_)):
-        raise ValueError(f"signed must be True, False or None, got {signed!r}")
+    symmetric = check_flag(symmetric, "symmetric")
+    signed = check_flag(signed, "signed", allow_none=True)
+    signed = symmetric if signed is None else signed
+    narrow_range = check_flag(narrow_range, "narrow_range")
     lo, hi = _range_arrays(x_min, x_max)
     if axis is None:
         if group_size is not None:
@@ -349,7 +356,11 @@ def qparams_from_range(x_min, x_max, bits=8, symmetric=False, signed=None, narro
             scale = amax / ((qmax - qmin) / 2)
         scale = np.maximum(scale, MIN_SCALE)
     else:
-        scale = np.maximum((hi - lo) / (qmax - qmin), MIN_SCALE)
+        with np.errstate(over="ignore"):
+            width = hi - lo  # overflows to inf for ranges wider than float64's max (+-1.7e308)
+        n = qmax - qmin
+        scale = np.where(np.isfinite(width), width / n, hi / n - lo / n)
+        scale = np.maximum(scale, MIN_SCALE)
         zp = qmin + np.rint(-lo / scale).astype(np.int64)
         zp = np.clip(zp, qmin, qmax)
     return QParams(scale=scale, zero_point=zp, qmin=qmin, qmax=qmax, bits=bits, axis=axis,
@@ -406,12 +417,36 @@ def _compute_dtype(x, qp):
     return np.float64 if qp.bits > 16 else x.dtype
 
 
+def _overflow_possible(qp: QParams, s_ct, dtype) -> bool:
+    """True when the grid's extreme real values ``S * (qmin - Z)``, ``S * (qmax - Z)`` come within a
+    factor 2 of ``dtype``'s largest number, so ``S * (q - Z)`` may overflow to inf (cheap: one
+    value per scale, not per element)."""
+    z = np.asarray(qp.zero_point, dtype=np.float64)
+    reach = np.maximum(np.abs(qp.qmin - z), np.abs(qp.qmax - z))
+    with np.errstate(over="ignore"):
+        bound = np.asarray(s_ct, dtype=np.float64) * reach
+    return bool((bound > 0.5 * float(np.finfo(dtype).max)).any())
+
+
+def _refuse_overflow(out: np.ndarray, qp: QParams, dtype, what: str) -> None:
+    if not np.isfinite(out).all():
+        lo, hi = qp.range
+        raise ValueError(
+            f"{what}: S * (q - Z) overflows {np.dtype(dtype).name} -- the grid reaches "
+            f"[{float(np.min(lo)):.4g}, {float(np.max(hi)):.4g}] but {np.dtype(dtype).name} stops at "
+            f"+-{float(np.finfo(dtype).max):.4g}, so the result would be inf; use a narrower range "
+            "(a smaller scale) or float64"
+        )
+
+
 def quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
     """Real values to integer codes: ``q = clamp(round(x / S) + Z, qmin, qmax)``.
 
     Returns the smallest numpy integer dtype that holds ``[qmin, qmax]`` (``qp.dtype``).
     The division happens in ``x``'s float dtype (float32 data, float32 scale: as ONNX
-    Runtime and TFLite); ``rounding`` is ``"half_even"`` (default) or ``"half_away"``.
+    Runtime and TFLite; float16 and other input in float64); ``rounding`` is
+    ``"half_even"`` (default) or ``"half_away"``. A scale that the compute dtype cannot
+    hold (``1e-50`` or ``1e60`` with float32 data) is refused with a ValueError.
 
     The seed's example, ``[-1.8, -1.0, 0, 0.5]`` at 8 bits:
 
@@ -425,10 +460,13 @@ def quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
     check_choice(rounding, "rounding", ROUNDING_MODES)
     x = as_float_array(x)
     ct = _compute_dtype(x, qp)
-    if qp.axis is None and rounding == "half_even" and x.size >= _BLOCK:
-        return _quantize_per_tensor_blocked(x.astype(ct, copy=False), qp)
-    xv, s, z, shape = qp._blocked(x.astype(ct, copy=False))
-    v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s.astype(ct))))  # asarray: 0-d input gives a scalar
+    s_ct = check_scale_fits(qp.scale, ct)
+    # x / S may overflow to inf for huge x and a tiny S: the clamp then gives qmin/qmax, which is right
+    with np.errstate(over="ignore", invalid="ignore"):
+        if qp.axis is None and rounding == "half_even" and x.size >= _BLOCK:
+            return _quantize_per_tensor_blocked(x.astype(ct, copy=False), qp)
+        xv, s, z, shape = qp._blocked(x.astype(ct, copy=False))
+        v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s_ct.reshape(s.shape))))  # asarray: 0-d input gives a scalar
     v += z.astype(ct)
     np.clip(v, qp.qmin, qp.qmax, out=v)
     return v.astype(qp.dtype).reshape(shape)
@@ -460,16 +498,26 @@ def dequantize(q, qp: QParams, dtype=np.float64) -> np.ndarray:
     """Integer codes back to reals: ``r_hat = S * (q - Z)``.
 
     Codes are cast to int64 before ``Z`` is subtracted (numpy's ``uint8 - 200`` would wrap
-    around). ``dtype=np.float32`` reproduces ONNX Runtime's DequantizeLinear bit for bit.
+    around). ``dtype=np.float32`` reproduces ONNX Runtime's DequantizeLinear bit for bit;
+    other float dtypes (float16, longdouble) are computed in float64 and rounded once.
+    A result that overflows ``dtype`` (inf) is refused with a ValueError.
 
     >>> qp = qparams_from_range(-1.8, 0.5)
     >>> print(np.array2string(dequantize(np.array([0, 89, 200, 255], np.uint8), qp), precision=4))
     [-1.8039 -1.0012  0.      0.4961]
     """
     _check_qparams(qp)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be a float dtype such as np.float32 or np.float64, got {dtype!r}") from None
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a float dtype, got {dtype}")
     arr = np.asarray(q)
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and arr.size and np.isfinite(arr).all() and np.all(arr == np.round(arr)):
+            if np.abs(arr).max() >= 2.0**62:
+                raise ValueError(f"codes must lie in [qmin, qmax] = [{qp.qmin}, {qp.qmax}], got values up to {np.abs(arr).max():g}")
             arr = arr.astype(np.int64)  # whole-number floats such as [0., 89.] are accepted
         else:
             raise ValueError(
@@ -478,18 +526,23 @@ def dequantize(q, qp: QParams, dtype=np.float64) -> np.ndarray:
             )
     if arr.size == 0:
         raise ValueError("q is empty: there is nothing to dequantize")
+    if arr.dtype == np.uint64 and arr.max() > qp.qmax:  # would wrap to negative int64 below
+        raise ValueError(f"codes must lie in [qmin, qmax] = [{qp.qmin}, {qp.qmax}], got values up to {arr.max()}")
     arr = arr.astype(np.int64)
     if arr.min() < qp.qmin or arr.max() > qp.qmax:
         raise ValueError(
             f"codes must lie in [qmin, qmax] = [{qp.qmin}, {qp.qmax}], got values from "
             f"{arr.min()} to {arr.max()}"
         )
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype must be a float dtype, got {dtype}")
+    ct = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+    s_ct = check_scale_fits(qp.scale, ct)
     qv, s, z, shape = qp._blocked(arr)
-    out = (qv - z).astype(dtype) * s.astype(dtype)
-    return out.reshape(shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (qv - z).astype(ct) * s_ct.reshape(s.shape)
+        out = out.astype(dtype, copy=False).reshape(shape)
+    if _overflow_possible(qp, s_ct, dtype):
+        _refuse_overflow(out, qp, dtype, "dequantize")
+    return out
 
 
 def fake_quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
@@ -497,40 +550,67 @@ def fake_quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
 
     ``fake_quantize(x) = S * (clamp(round(x / S) + Z, qmin, qmax) - Z)`` = ``S * clamp(round(x / S), qmin - Z, qmax - Z)``.
 
+    float32 data is computed in float32 (as ONNX Runtime's QuantizeLinear + DequantizeLinear);
+    float16 (and any other float dtype) in float64, rounded once to the input's dtype. A
+    scale the compute dtype cannot hold, or a grid whose end values ``S * (q - Z)`` overflow
+    the output dtype (float32 data near +-3.4e38), is refused with a ValueError.
+
     >>> qp = qparams_from_range(-1.8, 0.5)
     >>> print(np.array2string(fake_quantize(np.array([-1.8, -1.0, 0.0, 0.5]), qp), precision=6))
     [-1.803922 -1.001176  0.        0.496078]
+    >>> fake_quantize(np.float16([0.3, -1.0]), qp)
+    array([ 0.2976, -1.001 ], dtype=float16)
     """
     _check_qparams(qp)
     check_choice(rounding, "rounding", ROUNDING_MODES)
+    out_dtype = float_dtype_of(x)
     x = as_float_array(x)
     ct = _compute_dtype(x, qp)
+    s_ct = check_scale_fits(qp.scale, ct)
     xv, s, z, shape = qp._blocked(x.astype(ct, copy=False))
-    s = s.astype(ct)
-    v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s)))  # asarray: 0-d input gives a scalar
+    s = s_ct.reshape(s.shape)
+    with np.errstate(over="ignore", invalid="ignore"):  # x / S -> inf is clamped below: correct
+        v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s)))  # asarray: 0-d input gives a scalar
     if qp.axis is None:
         np.clip(v, qp.qmin - qp.zero_point, qp.qmax - qp.zero_point, out=v)
     else:
         v = np.clip(v, (qp.qmin - z).astype(ct), (qp.qmax - z).astype(ct))
-    v *= s
-    return v.astype(x.dtype, copy=False).reshape(shape)
+    with np.errstate(over="ignore"):
+        v *= s
+        out = v.astype(out_dtype, copy=False).reshape(shape)
+    if _overflow_possible(qp, s_ct, out_dtype):
+        _refuse_overflow(out, qp, out_dtype, "fake_quantize")
+    return out
 
 
 # ----------------------------------------------------------------------------- seed's S'
 def seed_scale(x_min: float, x_max: float, bits: int = 8) -> float:
     """The seed's (and SNPE docs') scale ``S' = (2^n - 1) / (max - min)``: integer steps per real unit.
 
-    It is the reciprocal of qlib's step size, ``S' = 1 / S``.
+    It is the reciprocal of qlib's step size, ``S' = 1 / S``. Takes one range (two numbers);
+    the range is widened to include 0, as everywhere in qlib.
 
     >>> print(f"{seed_scale(-1.8, 0.5):.6f}  {seed_scale(-5.1, 5.1):.6f}")
     110.869565  25.000000
     """
     bits = check_bits(bits)
     lo, hi = _range_arrays(x_min, x_max)
-    lo, hi = float(np.minimum(lo, 0.0)), float(np.maximum(hi, 0.0))
+    if lo.size != 1:
+        raise ValueError(
+            f"seed_scale takes a single x_min and x_max (one range), got arrays of shape {lo.shape}; "
+            "for one S' per channel call it once per channel"
+        )
+    lo, hi = float(np.minimum(lo, 0.0).ravel()[0]), float(np.maximum(hi, 0.0).ravel()[0])
     if hi == lo:
         raise ValueError("a zero-width range has no finite S' = (2^n - 1) / (max - min)")
-    return (2**bits - 1) / (hi - lo)
+    n = 2**bits - 1
+    width = hi - lo
+    if not np.isfinite(width):  # wider than float64's max: halve both ends first
+        return (n / 2) / (hi / 2 - lo / 2)
+    s = n / width
+    if not np.isfinite(s):
+        raise ValueError(f"the range [{lo:g}, {hi:g}] is so narrow that S' = {n} / {width:g} overflows float64")
+    return s
 
 
 def step_from_seed_scale(seed_s: float) -> float:
@@ -539,7 +619,17 @@ def step_from_seed_scale(seed_s: float) -> float:
     >>> print(f"{step_from_seed_scale(110.869565):.9f}")
     0.009019608
     """
-    s = float(seed_s)
+    arr = np.asarray(seed_s) if isinstance(seed_s, np.ndarray) else seed_s
+    if isinstance(arr, np.ndarray):
+        if arr.size != 1 or arr.dtype.kind not in "iuf":
+            raise ValueError(f"S' must be one positive number, got {seed_s!r}")
+        arr = arr.ravel()[0]
+    if isinstance(arr, (bool, np.bool_)) or not isinstance(arr, (numbers.Real, np.integer, np.floating)):
+        raise ValueError(f"S' must be a positive finite number, got {seed_s!r}")
+    s = float(arr)
     if not np.isfinite(s) or s <= 0:
         raise ValueError(f"S' must be a positive finite number, got {seed_s!r}")
-    return 1.0 / s
+    step = 1.0 / s
+    if not np.isfinite(step):
+        raise ValueError(f"S' = {s:g} is so small that S = 1 / S' overflows float64")
+    return step

@@ -412,3 +412,212 @@ def test_scalar_input_works():
         assert fake_quantize(x, qp).shape == ()
         assert dequantize(q, qp).shape == ()
     assert np.asarray(fake_quantize(np.float32(0.3), qp)).dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- no silent inf/NaN (issue 11, item 12)
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def test_fake_quantize_float32_near_max_refuses_instead_of_returning_inf():
+    # the grid's top value 128 * S = 3.41e38 does not exist in float32: before, the result held inf
+    x = np.array([-3.4e38, 0.0, 3.4e38], np.float32)
+    qp = qparams_from_tensor(x)
+    with pytest.raises(ValueError, match="overflows float32"):
+        fake_quantize(x, qp)
+    with pytest.raises(ValueError, match="overflows float32"):
+        dequantize(quantize(x, qp), qp, dtype=np.float32)
+    # the same grid in float64 is fine, and codes are right in float32 too
+    got = fake_quantize(x.astype(np.float64), qp)
+    assert np.isfinite(got).all() and np.all(np.abs(got - x) <= qp.scale / 2)
+    assert quantize(x, qp).tolist() == [0, qp.zero_point, 255]
+    # a grid that stays below float32's max still works right up to it
+    qp_ok = qparams_from_range(-3.0e38, 3.0e38)
+    y = np.array([-3.0e38, 1e38, 3.0e38], np.float32)
+    out = fake_quantize(y, qp_ok)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.all(np.abs(out.astype(np.float64) - y) <= qp_ok.scale / 2 + 2 * np.finfo(np.float32).eps * np.abs(y))
+
+
+def test_ranges_wider_than_float64_max_give_a_finite_scale():
+    # hi - lo = 3.4e308 overflowed to inf: before, QParams refused its own scale ("infinite")
+    qp = qparams_from_range(-1.7e308, 1.7e308)
+    assert np.isfinite(qp.scale) and qp.scale == pytest.approx(1.7e308 / 127.5, rel=1e-12)
+    assert qp.zero_point == 128
+    x = np.array([-1.7e308, -1e300, 0.0, 1e307, 1.7e308])
+    out = fake_quantize(x, qp)
+    assert np.isfinite(out).all() and out[2] == 0.0
+    assert np.all(np.abs(out - x) <= qp.scale / 2 * (1 + 1e-12))
+    qp_sym = qparams_from_range(-1.7e308, 1.7e308, symmetric=True)
+    assert qp_sym.scale == pytest.approx(1.7e308 / 127)
+    # a huge range of the seed's S' used to give S' = 0.0 silently
+    assert seed_scale(-1.7e308, 1.7e308) == pytest.approx(127.5 / 1.7e308)
+
+
+@pytest.mark.parametrize("scale", [1e-50, 1e-40, 1e60])
+def test_scale_float32_cannot_hold_is_refused_for_float32_data(scale):
+    # float32(1e-50) = 0 and float32(1e60) = inf: before, 0/0 and 0*inf gave NaN
+    qp = QParams(scale=scale, zero_point=0, qmin=-128, qmax=127, bits=8)
+    x = np.array([0.0, 1.0, -2.0], np.float32)
+    for call in (lambda: fake_quantize(x, qp), lambda: quantize(x, qp),
+                 lambda: dequantize(np.array([0, 5]), qp, dtype=np.float32)):
+        with pytest.raises(ValueError, match="cannot be used with float32"):
+            call()
+    # float64 data: computed correctly
+    out = fake_quantize(x.astype(np.float64), qp)
+    want = np.clip(np.rint(x.astype(np.float64) / scale), -128, 127) * scale
+    np.testing.assert_array_equal(out, want)
+    assert np.isfinite(dequantize(np.array([0, 5]), qp)).all()
+
+
+def test_dequantize_refuses_overflowing_output_dtype():
+    qp = QParams(scale=1.0, zero_point=0, qmin=-(2**31), qmax=2**31 - 1, bits=32)
+    with pytest.raises(ValueError, match="overflows float16"):
+        dequantize(np.array([100000]), qp, dtype=np.float16)  # 1e5 > float16's 65504
+    assert dequantize(np.array([1000]), qp, dtype=np.float16).tolist() == [1000.0]
+    with pytest.raises(ValueError, match="overflows float64"):
+        dequantize(np.array([255]), QParams(scale=1e307, zero_point=0, qmin=0, qmax=255, bits=8))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_fake_quantize_returns_the_input_dtype(dtype):
+    qp = qparams_from_range(-1.0, 2.0)
+    x = np.array([-1.0, 0.3, 0.0, 1.7, 2.5], dtype)
+    out = fake_quantize(x, qp)
+    assert out.dtype == dtype  # float16 used to come back as float64
+    ct = np.float32 if dtype == np.float32 else np.float64  # float32 is computed in float32, float16 in float64
+    S = ct(qp.scale)
+    want = (S * np.clip(np.rint(x.astype(ct) / S), qp.qmin - qp.zero_point, qp.qmax - qp.zero_point)).astype(dtype)
+    np.testing.assert_array_equal(out, want)
+    assert fake_quantize(x[1], qp).dtype == dtype  # numpy scalar
+    assert fake_quantize(x.reshape(5, 1), QParams(scale=[0.1] * 5, zero_point=[0] * 5, qmin=-8, qmax=7,
+                                                  bits=4, axis=0)).dtype == dtype
+
+
+def test_former_type_errors_are_value_errors():
+    with pytest.raises(ValueError, match="single x_min and x_max"):
+        seed_scale(np.zeros(3), np.ones(3))
+    for bad in (None, "3", [1.0, 2.0], True, object()):
+        with pytest.raises(ValueError, match="S'"):
+            step_from_seed_scale(bad)
+    with pytest.raises(ValueError, match="dtype must be a float dtype"):
+        dequantize(np.array([1]), qparams_from_range(-1, 1), dtype="bogus")
+    with pytest.raises(ValueError, match="overflows float64"):
+        step_from_seed_scale(1e-320)
+    assert step_from_seed_scale(np.float32(4.0)) == 0.25 and step_from_seed_scale(np.array([2.0])) == 0.5
+
+
+_QP = qparams_from_range(-1.0, 1.0)
+_DATES = [np.array(["2020-01-01", "2021-06-01"], dtype="datetime64[D]"), np.datetime64("2020-01-01"),
+          np.array([1, 2], dtype="timedelta64[s]"), np.timedelta64(5, "s")]
+_BOOLS = [np.array([True, False]), [True, False], True, np.bool_(False)]
+
+
+@pytest.mark.parametrize("bad", _DATES + _BOOLS + [__import__("datetime").datetime(2020, 1, 1),
+                                                   [__import__("datetime").timedelta(days=1)]])
+def test_dates_time_spans_and_booleans_are_not_real_values(bad):
+    for call in (lambda: quantize(bad, _QP), lambda: fake_quantize(bad, _QP),
+                 lambda: qparams_from_range(bad, bad), lambda: qparams_from_tensor(bad),
+                 lambda: qlib._validate.as_float_array(bad)):
+        with pytest.raises(ValueError, match="dates|booleans|real numbers"):
+            call()
+
+
+@pytest.mark.parametrize("bad", [np.array([1, 2], dtype="datetime64[s]"), np.array([True]),
+                                 np.array([1], dtype="timedelta64[s]")])
+def test_dequantize_refuses_non_integer_codes(bad):
+    with pytest.raises(ValueError, match="integer codes"):
+        dequantize(bad, _QP)
+
+
+@pytest.mark.parametrize("flag, value", [("symmetric", "yes"), ("symmetric", 1), ("narrow_range", 1.5),
+                                         ("narrow_range", "no"), ("signed", "no"), ("signed", 0)])
+def test_flags_must_be_booleans(flag, value):
+    with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+        qparams_from_range(-1.0, 1.0, **{flag: value})
+    with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+        qparams_from_tensor(np.array([-1.0, 1.0]), **{flag: value})
+    if flag != "symmetric":
+        with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+            integer_range(8, **{flag: value})
+    else:
+        with pytest.raises(ValueError, match="symmetric must be True or False"):
+            QParams(scale=1.0, zero_point=0, qmin=0, qmax=3, bits=2, symmetric=value)
+    # numpy's bool_ is a real boolean
+    qparams_from_range(-1.0, 1.0, **{flag: np.bool_(True)})
+
+
+def test_uint64_codes_beyond_int64_are_not_wrapped():
+    qp = QParams(scale=1.0, zero_point=0, qmin=-128, qmax=127, bits=8)
+    with pytest.raises(ValueError, match=r"\[qmin, qmax\]"):
+        dequantize(np.array([2**64 - 1], np.uint64), qp)  # used to wrap to -1, a valid code
+
+
+# property tests of the design for float16 / float32 / float64 inputs, over wide magnitudes
+_DTYPES = [np.float16, np.float32, np.float64]
+
+
+@st.composite
+def typed_case(draw, max_bits=16):
+    dtype = draw(st.sampled_from(_DTYPES))
+    info = np.finfo(dtype)
+    top = float(info.max) / 8
+    mag = draw(st.sampled_from([1e-6, 1.0, 1e3, top]))
+    lo = draw(st.floats(-mag, mag, allow_nan=False, width=64))
+    hi = draw(st.floats(-mag, mag, allow_nan=False, width=64))
+    lo, hi = min(lo, hi), max(lo, hi)
+    bits = draw(st.integers(2, 8 if dtype == np.float16 else max_bits))
+    sym = draw(st.booleans())
+    qp = qparams_from_range(lo, hi, bits=bits, symmetric=sym, signed=draw(st.sampled_from([None, True, False])),
+                            narrow_range=draw(st.booleans()), scale_rule=draw(st.sampled_from(["qmax", "half_range"])))
+    fr = draw(hnp.arrays(np.float64, st.integers(1, 30), elements=st.floats(0, 1)))
+    r_lo, r_hi = (float(v) for v in qp.range)
+    x = (r_lo + fr * (r_hi - r_lo)).astype(dtype)
+    x = np.clip(x, r_lo, r_hi).astype(dtype)
+    return dtype, qp, x
+
+
+@given(typed_case())
+@settings(max_examples=300, deadline=None)
+def test_typed_round_trip_error_at_most_half_a_step(case):
+    dtype, qp, x = case
+    out = fake_quantize(x, qp)
+    assert out.dtype == dtype and np.isfinite(out).all()
+    eps = float(np.finfo(dtype).eps)
+    x64, o64 = x.astype(np.float64), out.astype(np.float64)
+    # S/2 from rounding, plus the dtype's own rounding of x / S and of S * q
+    bound = qp.scale / 2 + 2 * eps * np.maximum(np.abs(x64), np.abs(o64)) + float(np.finfo(dtype).smallest_subnormal)
+    assert np.all(np.abs(o64 - x64) <= bound)
+
+
+@given(typed_case())
+@settings(max_examples=300, deadline=None)
+def test_typed_codes_inside_range_zero_exact_and_requantize_stable(case):
+    dtype, qp, x = case
+    q = quantize(x, qp)
+    assert q.dtype == qp.dtype and qp.qmin <= int(q.min()) and int(q.max()) <= qp.qmax
+    zero = np.zeros(3, dtype)
+    assert quantize(zero, qp).tolist() == [qp.zero_point] * 3
+    assert np.all(fake_quantize(zero, qp) == 0)
+    # quantize o dequantize o quantize = quantize, dequantizing in the data's own precision
+    deq_dtype = np.float32 if dtype == np.float32 else np.float64
+    r = dequantize(q, qp, dtype=deq_dtype).astype(dtype)
+    np.testing.assert_array_equal(quantize(r, qp), q)
+    # fake_quantize is idempotent
+    fq = fake_quantize(x, qp)
+    np.testing.assert_array_equal(fake_quantize(fq, qp), fq)
+
+
+@given(st.sampled_from(_DTYPES), st.sampled_from([(), (0,), (3, 0)]))
+@settings(max_examples=20, deadline=None)
+def test_zero_d_and_empty_inputs(dtype, shape):
+    qp = qparams_from_range(-1.0, 1.0)
+    x = np.zeros(shape, dtype) + dtype(0.25)
+    if x.size == 0:
+        with pytest.raises(ValueError, match="empty"):
+            fake_quantize(x, qp)
+        with pytest.raises(ValueError, match="empty"):
+            quantize(x, qp)
+    else:
+        out = fake_quantize(x, qp)
+        assert out.shape == () and out.dtype == dtype
+        assert quantize(x, qp).shape == ()
