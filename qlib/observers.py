@@ -22,8 +22,10 @@ Two families:
   :class:`PerChannelMinMaxObserver` (one running min/max per channel);
 * **histogram calibrators** -- they collect a histogram of ``|x|`` (:class:`AbsHistogram`,
   2048 bins over ``[0, max|x|]``, growing when a later batch holds a larger value, as NVIDIA's
-  pytorch-quantization does) and choose a threshold ``T``: :class:`PercentileObserver`,
-  :class:`EntropyObserver` (KL divergence, TensorRT's method) and :class:`MSEObserver`.
+  pytorch-quantization does, but never beyond ``max_bins``) and choose a threshold ``T``:
+  :class:`PercentileObserver` (ORT's and pytorch-quantization's rule), :class:`EntropyObserver`
+  (KL divergence, TensorRT's method as pytorch-quantization implements it) and
+  :class:`MSEObserver`.
   Their ``range()`` is ``(0, T)`` for data that never went negative (post-ReLU) and
   ``(-T, T)`` otherwise.
 """
@@ -31,11 +33,9 @@ Two families:
 from __future__ import annotations
 
 import numbers
-from functools import lru_cache
-
 import numpy as np
 
-from ._validate import as_float_array, check_axis, check_bits, check_choice
+from ._validate import as_float_array, check_axis, check_bits, check_choice, check_flag
 from .linear import SCALE_RULES, QParams, fake_quantize, qparams_from_range
 
 __all__ = [
@@ -180,9 +180,11 @@ def kl_divergence(p, q) -> float:
     return float(np.sum(p[m] * np.log(p[m] / q[m])))
 
 
-def kl_divergence_curve(hist, nq: int, start_bin: int | None = None, stride: int = 1):
+def kl_divergence_curve(hist, nq: int, start_bin: int = 128, stride: int = 1):
     """``KL(P||Q)`` for every candidate threshold bin ``i = start_bin, start_bin + stride, ..., N``.
 
+    NVIDIA's candidates: ``start_bin = 128`` whatever the bit width (pytorch-quantization's
+    ``_compute_amax_entropy(..., stride=1, start_bin=128)``), up to all ``N`` bins.
     Vectorized over the candidates with prefix sums (no Python loop): for candidate ``i``
     the groups are the bin ranges ``[ceil(g i / nq), ceil((g+1) i / nq))``, so every group's
     count and number of non-empty bins is a difference of two cumulative sums. Then
@@ -191,8 +193,10 @@ def kl_divergence_curve(hist, nq: int, start_bin: int | None = None, stride: int
 
     with ``T`` the total count, ``C_i = sum(bins[:i])``, ``G_g``/``n_g`` the group's count and
     non-empty bins, ``G'_g`` the same count without bin ``i-1`` (handled in the last term).
-    ``hist`` is the raw histogram (the zero spike is removed here). ``start_bin`` defaults to
-    ``nq``. Candidates whose ``Q`` is all zero get ``inf``. Returns ``(candidates, kl)``.
+    A candidate with ``i <= nq`` bins keeps every bin as its own level (``Q = bins[:i]``), so
+    ``KL_i = (C_{i-1} / T) log(C_i / T) + p_last log(p_last / q_last)``.
+    ``hist`` is the raw histogram (the zero spike is removed here). Candidates whose ``Q`` is
+    all zero get ``inf`` (pytorch-quantization gets NaN there). Returns ``(candidates, kl)``.
 
     >>> i, kl = kl_divergence_curve([4, 2, 0, 2, 1, 1], nq=2, start_bin=2)
     >>> i.tolist(), [round(float(v), 6) for v in kl]
@@ -205,14 +209,9 @@ def kl_divergence_curve(hist, nq: int, start_bin: int | None = None, stride: int
     """
     b = kl_prepare(hist)
     n = b.size
-    nq = int(nq)
-    if nq < 1:
-        raise ValueError(f"nq must be a positive number of levels, got {nq}")
-    start = nq if start_bin is None else int(start_bin)
-    if start < 1:
-        raise ValueError(f"start_bin must be >= 1, got {start_bin!r}")
-    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    nq = _check_positive_int(nq, "nq")
+    start = _check_positive_int(start_bin, "start_bin")
+    stride = _check_positive_int(stride, "stride")
     cand = np.arange(start, n + 1, stride, dtype=np.int64)
     if cand.size == 0:
         return cand, np.zeros(0)
@@ -225,65 +224,146 @@ def kl_divergence_curve(hist, nq: int, start_bin: int | None = None, stride: int
     plogp[pos] = p_all[pos] * np.log(p_all[pos])
     h_pre = np.concatenate(([0.0], np.cumsum(plogp)))
 
-    edges = _group_edges(n, nq, start, int(stride))               # (ncand, nq+1): ceil(g i / nq)
     ci = c[cand]                                                  # C_i = sum(bins[:i])
     last = cand - 1
     b_last = b[last]
-    g_last = (last * nq) // cand                                  # the group of bin i-1
-    cross = np.empty(cand.size)                                   # sum_g G'_g log q_g / T
-    q_last = np.empty(cand.size)
-    step = max(1, 65536 // (nq + 1))                              # row blocks that stay in the CPU cache
+    kl = np.empty(cand.size)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for r0 in range(0, cand.size, step):
-            blk = slice(r0, r0 + step)
-            e = edges[blk]
-            gsum = np.diff(c[e], axis=1)                          # G_g: count of each group
-            gnz = np.diff(nz[e], axis=1)                          # n_g: its non-empty bins
-            ratio = np.divide(gsum, gnz * ci[blk, None], out=np.ones_like(gsum), where=gsum > 0)
-            logq = np.log(ratio, out=ratio)                       # log q of the group's non-empty bins
-            rows = np.arange(gsum.shape[0])
-            gl = g_last[blk]
-            cross[blk] = np.einsum("ij,ij->i", gsum, logq) - b_last[blk] * logq[rows, gl]
-            q_last[blk] = gsum[rows, gl] / (gnz[rows, gl] * ci[blk])
-        cross /= total
-        q_last = np.where(b_last > 0, q_last, 0.0)
-        p_last = (b_last + (total - ci)) / total
-        last_term = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
-    kl = h_pre[last] - cross + last_term
+        small = cand <= nq                                        # one level per bin: Q = bins[:i]
+        if small.any():
+            cs, bl = ci[small], b_last[small]
+            q_last = np.where(bl > 0, bl / cs, 0.0)
+            p_last = (bl + (total - cs)) / total
+            last_term = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
+            head = c[last[small]] / total
+            kl[small] = np.where(head > 0, head * np.log(cs / total), 0.0) + last_term
+        big = np.flatnonzero(~small)
+        if big.size:
+            kl[big] = _kl_grouped(b, c, nz, h_pre, total, cand[big], nq, n, start, stride)
     kl = np.where((ci > 0) & np.isfinite(kl), kl, np.inf)
     kl = np.maximum(kl, 0.0)  # KL >= 0; prefix sums can leave -1e-17
     return cand, kl
 
 
-@lru_cache(maxsize=32)
-def _group_edges(n: int, nq: int, start: int, stride: int) -> np.ndarray:
-    """First bin of every group for every candidate: ``ceil(g * i / nq)`` (read-only, cached:
-    every histogram with the same bin count and levels shares it)."""
-    cand = np.arange(start, n + 1, stride, dtype=np.int64)
+def _check_positive_int(v, name) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _kl_grouped(b, c, nz, h_pre, total, cand, nq, n, start, stride):
+    """KL for candidates ``i > nq`` (several bins per level), in row blocks of bounded size."""
+    ci, last = c[cand], cand - 1
+    b_last = b[last]
+    g_last = (last * nq) // cand                                  # the group of bin i-1
+    cross = np.empty(cand.size)                                   # sum_g G'_g log q_g / T
+    q_last = np.empty(cand.size)
+    table = _group_edges(n, nq, start, stride)                    # None when too large to keep
+    step = max(1, 65536 // (nq + 1))                              # row blocks that stay in the CPU cache
+    for r0 in range(0, cand.size, step):
+        blk = slice(r0, r0 + step)
+        e = table[blk] if table is not None else _edges_rows(cand[blk], nq)
+        gsum = np.diff(c[e], axis=1)                              # G_g: count of each group
+        gnz = np.diff(nz[e], axis=1)                              # n_g: its non-empty bins
+        ratio = np.divide(gsum, gnz * ci[blk, None], out=np.ones_like(gsum), where=gsum > 0)
+        logq = np.log(ratio, out=ratio)                           # log q of the group's non-empty bins
+        rows = np.arange(gsum.shape[0])
+        gl = g_last[blk]
+        cross[blk] = np.einsum("ij,ij->i", gsum, logq) - b_last[blk] * logq[rows, gl]
+        q_last[blk] = gsum[rows, gl] / (gnz[rows, gl] * ci[blk])
+    cross /= total
+    q_last = np.where(b_last > 0, q_last, 0.0)
+    p_last = (b_last + (total - ci)) / total
+    last_term = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
+    return h_pre[last] - cross + last_term
+
+
+def _edges_rows(cand, nq: int) -> np.ndarray:
+    """First bin of every group for the candidates ``cand``: ``ceil(g * i / nq)``, ``g = 0..nq``."""
     g = np.arange(nq + 1, dtype=np.int64)
-    edges = ((g[None, :] * cand[:, None] + (nq - 1)) // nq).astype(np.int32 if n < 2**31 else np.int64)
-    edges.setflags(write=False)
-    return edges
+    return (g[None, :] * cand[:, None] + (nq - 1)) // nq
+
+
+class _ByteBoundedCache:
+    """Least-recently-used cache of read-only arrays whose total size stays below ``max_bytes``
+    (an array larger than ``max_item_bytes`` is never kept).
+
+    >>> cache = _ByteBoundedCache(max_bytes=100, max_item_bytes=80)
+    >>> for k in range(4):
+    ...     _ = cache.get(k, lambda: np.zeros(5))          # 40 bytes each
+    >>> sorted(cache), cache.nbytes                        # the oldest two were evicted
+    ([2, 3], 80)
+    >>> cache.get("big", lambda: np.zeros(11)) is None     # 88 bytes: computed, not kept
+    True
+    """
+
+    def __init__(self, max_bytes: int, max_item_bytes: int):
+        self.max_bytes, self.max_item_bytes = int(max_bytes), int(max_item_bytes)
+        self._items = {}
+        self.nbytes = 0
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def get(self, key, make, nbytes: int | None = None):
+        """The cached array for ``key``, else ``make()`` stored (if small enough); returns None
+        without calling ``make`` when ``nbytes`` (the size ``make`` would allocate) is too large."""
+        if key in self._items:
+            arr = self._items.pop(key)
+            self._items[key] = arr                                # most recently used last
+            return arr
+        if nbytes is not None and nbytes > self.max_item_bytes:
+            return None
+        arr = make()
+        if arr.nbytes > self.max_item_bytes:
+            return None
+        arr.setflags(write=False)
+        self._items[key] = arr
+        self.nbytes += arr.nbytes
+        while self.nbytes > self.max_bytes:
+            old = next(iter(self._items))
+            self.nbytes -= self._items.pop(old).nbytes
+        return arr
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.nbytes = 0
+
+
+#: Group tables of the KL search, shared by every histogram with the same bins and levels;
+#: bounded by bytes (64 MiB in all, 16 MiB per table; larger tables are computed block by block).
+_GROUP_EDGES = _ByteBoundedCache(max_bytes=64 * 2**20, max_item_bytes=16 * 2**20)
+
+
+def _group_edges(n: int, nq: int, start: int, stride: int):
+    """Group table ``ceil(g * i / nq)`` for every candidate ``i > nq`` (int32, read-only, cached
+    in :data:`_GROUP_EDGES`), or None when it would exceed the per-table limit."""
+    cand = np.arange(start, n + 1, stride, dtype=np.int64)
+    cand = cand[cand > nq]
+    return _GROUP_EDGES.get((n, nq, start, stride), lambda: _edges_rows(cand, nq).astype(np.int32),
+                            nbytes=4 * cand.size * (nq + 1))
 
 
 def kl_threshold(hist, bin_edges, bits: int = 8, unsigned: bool = False,
-                 start_bin: int | None = None, stride: int = 1) -> float:
-    """TensorRT's KL (entropy) threshold for a histogram of ``|x|``.
+                 start_bin: int = 128, stride: int = 1) -> float:
+    """TensorRT's KL (entropy) threshold for a histogram of ``|x|``, NVIDIA pytorch-quantization's rule.
 
-    Candidates ``i`` run from ``start_bin`` (default ``nq``, see :func:`kl_levels`) to all
-    ``N`` bins; the threshold is ``bin_edges[i*]`` for the *last* ``i*`` that minimises
-    ``KL(P||Q)`` (:func:`kl_divergence_curve`; exact ties, e.g. data that every candidate
-    represents perfectly, are recognised up to rounding noise). With fewer bins than candidates need (e.g.
-    16-bit), nothing is clipped: the threshold is ``bin_edges[-1]``.
+    Candidates ``i`` run from ``start_bin`` (default 128, whatever ``bits``) to all ``N`` bins
+    in steps of ``stride``; the threshold is ``bin_edges[i*]`` for the *last* ``i*`` that
+    minimises ``KL(P||Q)`` with ``nq = kl_levels(bits, unsigned)`` levels
+    (:func:`kl_divergence_curve`; exact ties, e.g. data that every candidate represents
+    perfectly, are recognised up to rounding noise). With fewer than ``start_bin`` bins
+    there is no candidate (pytorch-quantization fails there): nothing is clipped, the
+    threshold is ``bin_edges[-1]``.
 
-    >>> print(kl_threshold([4, 2, 0, 2, 1, 1], np.linspace(0, 6, 7), bits=2))
+    >>> print(kl_threshold([4, 2, 0, 2, 1, 1], np.linspace(0, 6, 7), bits=2, start_bin=2))
     5.0
     """
     edges = as_float_array(bin_edges, "bin_edges")
     h = _as_hist(hist)
     if edges.shape != (h.size + 1,):
         raise ValueError(f"bin_edges must have len(hist) + 1 = {h.size + 1} entries, got {edges.shape}")
-    nq = kl_levels(bits, unsigned)
+    nq = kl_levels(bits, check_flag(unsigned, "unsigned"))
     cand, kl = kl_divergence_curve(h, nq, start_bin=start_bin, stride=stride)
     if cand.size == 0 or not np.isfinite(kl).any():
         return float(edges[-1])
@@ -304,22 +384,26 @@ def _last_argmin(v) -> int:
 
 
 def percentile_threshold(hist, bin_edges, percentile: float = 99.99) -> float:
-    """Smallest bin edge ``T`` with at least ``percentile`` % of the counts at or below it.
+    """The percentile threshold of ONNX Runtime and pytorch-quantization: the *left* edge of the
+    first bin where the cumulative distribution reaches ``percentile``.
 
-    ``T = bin_edges[k + 1]`` for the first bin ``k`` whose cumulative count reaches
-    ``percentile / 100 * total`` (the right edge of the bin holding the percentile).
+    ``cdf = cumsum(hist / total)``, ``k = searchsorted(cdf, percentile / 100)`` (the first
+    ``k`` with ``cdf[k] >= percentile / 100``), ``T = bin_edges[k]`` -- ORT's
+    ``hist_edges[idx_right]``, pytorch-quantization's ``calib_bin_edges[idx]``.
+
+    Counts [5, 3, 1, 1]: cdf [0.5, 0.8, 0.9, 1.0]; 80 % is reached in bin 1 = [1, 2), so T = 1:
 
     >>> print(percentile_threshold([5, 3, 1, 1], [0.0, 1.0, 2.0, 3.0, 4.0], 80))
-    2.0
+    1.0
     """
     p = _check_percentile(percentile)
     h = _as_hist(hist)
     edges = as_float_array(bin_edges, "bin_edges")
     if edges.shape != (h.size + 1,):
         raise ValueError(f"bin_edges must have len(hist) + 1 = {h.size + 1} entries, got {edges.shape}")
-    cum = np.cumsum(h)
-    k = int(np.searchsorted(cum, p / 100.0 * cum[-1], side="left"))
-    return float(edges[min(k, h.size - 1) + 1])
+    cdf = np.cumsum(h / h.sum())
+    k = int(np.searchsorted(cdf, p / 100.0, side="left"))
+    return float(edges[min(k, h.size)])
 
 
 def _check_percentile(p) -> float:
@@ -328,16 +412,22 @@ def _check_percentile(p) -> float:
     return float(p)
 
 
-def mse_curve(hist, bin_edges, bits: int = 8, signed_data: bool = False, symmetric: bool = False,
+def mse_curve(hist, bin_edges, bits: int = 8, neg_hist=None, symmetric: bool = False,
               signed=None, narrow_range: bool = False, scale_rule: str = "qmax", n_candidates: int = 256):
     """Mean squared quantization error for candidate thresholds ``T`` (a U-shaped curve).
 
-    For each candidate ``T`` (up to ``n_candidates`` bin edges, evenly spread) the range is
-    ``(0, T)`` (or ``(-T, T)`` for ``signed_data``), turned into parameters by
-    :func:`qlib.qparams_from_range` with the given scheme; every bin's centre ``c`` stands for
-    its values and ``MSE(T) = sum_k h_k * e_k / sum_k h_k`` with
-    ``e_k = (fake_quantize(c_k) - c_k)^2`` (for signed data the mean of the errors at ``+c_k``
-    and ``-c_k``). Small ``T``: clipping error; large ``T``: rounding error. Returns ``(T, mse)``.
+    ``hist`` counts ``|x|`` per bin; ``neg_hist`` (same bins, default none) counts the
+    negative values among them, so bin ``k`` holds ``hist_k - neg_k`` values near ``+c_k``
+    and ``neg_k`` near ``-c_k`` (``c_k`` its centre). For each candidate ``T`` (up to
+    ``n_candidates`` bin edges, evenly spread) the range is ``(0, T)``, or ``(-T, T)`` when
+    there are negative values, turned into parameters by :func:`qlib.qparams_from_range`
+    with the given scheme, and
+
+        MSE(T) = sum_k [(hist_k - neg_k) e(+c_k) + neg_k e(-c_k)] / sum_k hist_k,  e(v) = (fake_quantize(v) - v)^2,
+
+    the exact MSE of the data with every value moved to its signed bin centre (an asymmetric
+    grid clips the two signs differently, so the signs are counted apart). Small ``T``:
+    clipping error; large ``T``: rounding error. Returns ``(T, mse)``.
 
     Ten values in bin [1, 2) and one in [3, 4), 2-bit unsigned (``S = T/3``): at ``T = 2``
     the centre 1.5 rounds to 4/3 (error 1/36 each) and 3.5 is clipped to 2 (error 2.25), so
@@ -351,31 +441,39 @@ def mse_curve(hist, bin_edges, bits: int = 8, signed_data: bool = False, symmetr
     edges = as_float_array(bin_edges, "bin_edges").astype(np.float64)
     if edges.shape != (h.size + 1,):
         raise ValueError(f"bin_edges must have len(hist) + 1 = {h.size + 1} entries, got {edges.shape}")
-    if isinstance(n_candidates, bool) or not isinstance(n_candidates, numbers.Integral) or n_candidates < 1:
-        raise ValueError(f"n_candidates must be a positive integer, got {n_candidates!r}")
+    if neg_hist is None:
+        neg = np.zeros_like(h)
+    else:
+        neg = np.asarray(neg_hist, dtype=np.float64) if np.asarray(neg_hist).dtype.kind in "iuf" else None
+        if neg is None or neg.shape != h.shape or not np.isfinite(neg).all() or (neg < 0).any() or (neg > h).any():
+            raise ValueError("neg_hist must hold, per bin of hist, the count of negative values "
+                             f"(0 <= neg_hist <= hist, {h.size} bins)")
+    n_candidates = _check_positive_int(n_candidates, "n_candidates")
     n = h.size
     idx = np.unique(np.linspace(1, n, min(n_candidates, n)).round().astype(np.int64))
     thr = edges[idx]
+    signed_data = bool(neg.sum() > 0)
     lo = -thr if signed_data else np.zeros_like(thr)
     qp = qparams_from_range(lo, thr, bits=bits, symmetric=symmetric, signed=signed,
                             narrow_range=narrow_range, scale_rule=scale_rule, axis=0)
-    keep = h > 0
-    centers = (0.5 * (edges[:-1] + edges[1:]))[keep]
-    w = h[keep] / h.sum()
-    grid = np.broadcast_to(centers, (thr.size, centers.size))
-    err = (fake_quantize(grid, qp) - grid) ** 2
-    if signed_data:
-        err = 0.5 * (err + (fake_quantize(-grid, qp) + grid) ** 2)
-    return thr, err @ w
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    pos_w, neg_w = (h - neg) / h.sum(), neg / h.sum()
+    err = np.zeros(thr.size)
+    for sign, w in ((1.0, pos_w), (-1.0, neg_w)):
+        keep = w > 0
+        if keep.any():
+            grid = np.broadcast_to(sign * centers[keep], (thr.size, int(keep.sum())))
+            err += ((fake_quantize(grid, qp) - grid) ** 2) @ w[keep]
+    return thr, err
 
 
-def mse_threshold(hist, bin_edges, bits: int = 8, signed_data: bool = False, **scheme) -> float:
+def mse_threshold(hist, bin_edges, bits: int = 8, neg_hist=None, **scheme) -> float:
     """The candidate threshold with the smallest :func:`mse_curve` value (the first one on ties).
 
     >>> print(mse_threshold([0, 10, 0, 1], [0.0, 1.0, 2.0, 3.0, 4.0], bits=2))
     4.0
     """
-    thr, err = mse_curve(hist, bin_edges, bits=bits, signed_data=signed_data, **scheme)
+    thr, err = mse_curve(hist, bin_edges, bits=bits, neg_hist=neg_hist, **scheme)
     return float(thr[int(np.argmin(err))])
 
 
@@ -390,13 +488,9 @@ class Observer:
     def __init__(self, bits: int = 8, symmetric: bool = False, signed=None, narrow_range: bool = False,
                  scale_rule: str = "qmax"):
         self.bits = check_bits(bits)
-        if not isinstance(symmetric, (bool, np.bool_)):
-            raise ValueError(f"symmetric must be True or False, got {symmetric!r}")
-        if signed is not None and not isinstance(signed, (bool, np.bool_)):
-            raise ValueError(f"signed must be True, False or None, got {signed!r}")
-        self.symmetric = bool(symmetric)
-        self.signed = signed
-        self.narrow_range = bool(narrow_range)
+        self.symmetric = check_flag(symmetric, "symmetric")
+        self.signed = check_flag(signed, "signed", allow_none=True)
+        self.narrow_range = check_flag(narrow_range, "narrow_range")
         self.scale_rule = check_choice(scale_rule, "scale_rule", SCALE_RULES)
         self.n_batches = 0
         self.n_values = 0
@@ -535,29 +629,42 @@ class PerChannelMinMaxObserver(Observer):
 
 
 class AbsHistogram:
-    """Histogram of ``|x|`` over ``[0, max|x|]`` collected batch after batch.
+    """Histogram of ``|x|`` over ``[0, top]`` collected batch after batch, with bounded memory.
 
     The first batch with a non-zero value fixes the bin width ``w = max|x| / num_bins``
-    (bins ``[k w, (k+1) w)``, the last one closed). A later batch with a larger value adds
-    bins of the same width (pytorch-quantization's growing histogram), so the old counts keep
-    their bins exactly; if more than ``max_bins`` bins would be needed, neighbouring bins are
-    merged in pairs (the width doubles) until they fit. All-zero batches before that are
-    counted and put into bin 0 when the bins are created.
+    (bins ``[k w, (k+1) w)``, the last one closed). A later batch with a larger value:
+
+    * adds bins of the same width while at most ``max_bins`` are needed -- NVIDIA
+      pytorch-quantization's growing histogram, the old counts keep their bins exactly;
+    * otherwise merges every ``k`` neighbouring bins into one, ``k = ceil(needed / num_bins)``
+      (the width becomes ``k w``, about ``num_bins`` bins cover the new range). Counts are
+      never split, so no value changes bin except by that merge; if ``k`` is at least the
+      number of bins, all old counts go into the first new bin (width ``max(old top,
+      max|x| / num_bins)``). PyTorch's ``HistogramObserver`` keeps a fixed bin count instead by
+      spreading each old bin evenly over sub-bins; ORT's entropy collector grows without bound.
+
+    So at most ``max_bins`` bins are ever held, whatever the batch order. All-zero batches
+    before the first non-zero value are counted and put into bin 0. ``neg_counts`` counts
+    the negative values per bin (the MSE calibrator needs the signs). A refused batch
+    (NaN, empty, ...) leaves the histogram unchanged.
 
     >>> h = AbsHistogram(num_bins=4)
     >>> h.add(np.array([0.0, -1.0, 4.0])); h.add(np.array([5.5]))
-    >>> h.counts.tolist(), h.edges.tolist()
-    ([1, 1, 0, 1, 0, 1], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    >>> h.counts.tolist(), h.neg_counts.tolist(), h.edges.tolist()
+    ([1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 0, 0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     """
 
-    def __init__(self, num_bins: int = 2048, max_bins: int | None = 16384):
-        if isinstance(num_bins, bool) or not isinstance(num_bins, numbers.Integral) or num_bins < 2:
+    def __init__(self, num_bins: int = 2048, max_bins: int = 16384):
+        if isinstance(num_bins, (bool, np.bool_)) or not isinstance(num_bins, numbers.Integral) or num_bins < 2:
             raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
-        if max_bins is not None and (not isinstance(max_bins, numbers.Integral) or max_bins < num_bins):
-            raise ValueError(f"max_bins must be None or an integer >= num_bins, got {max_bins!r}")
+        if (isinstance(max_bins, (bool, np.bool_)) or not isinstance(max_bins, numbers.Integral)
+                or max_bins < num_bins):
+            raise ValueError(f"max_bins must be an integer >= num_bins = {num_bins} (memory stays bounded), "
+                             f"got {max_bins!r}")
         self.num_bins = int(num_bins)
-        self.max_bins = None if max_bins is None else int(max_bins)
-        self.counts = None      # int64 counts
+        self.max_bins = int(max_bins)
+        self.counts = None      # int64 counts of |x|
+        self.neg_counts = None  # int64 counts of the negative values among them
         self.width = None
         self._pending_zeros = 0
         self.min_val = None     # signed min and max of the data seen
@@ -575,37 +682,61 @@ class AbsHistogram:
         return int(self._pending_zeros if self.counts is None else self.counts.sum())
 
     def add(self, x) -> None:
-        """Add a batch (validated: finite, non-empty)."""
+        """Add a batch (validated: finite, non-empty). Nothing changes if the batch is refused."""
         x = as_float_array(x, "batch")
-        lo, hi = float(x.min()), float(x.max())
-        self.min_val = lo if self.min_val is None else min(self.min_val, lo)
-        self.max_val = hi if self.max_val is None else max(self.max_val, hi)
-        a = np.abs(x.astype(np.float64, copy=False)).ravel()
-        amax = float(a.max())
-        if self.counts is None:
-            if amax == 0.0:
-                self._pending_zeros += a.size
-                return
-            self.width = amax / self.num_bins
-            self.counts, _ = np.histogram(a, bins=self.num_bins, range=(0.0, amax))
-            self.counts = self.counts.astype(np.int64)
-            self.counts[0] += self._pending_zeros
-            self._pending_zeros = 0
-            return
-        n = self.counts.size
-        if amax > n * self.width:
-            n_new = int(np.ceil(amax / self.width))
-            self.counts = np.concatenate([self.counts, np.zeros(n_new - n, np.int64)])
-            n = n_new
-            while self.max_bins is not None and n > self.max_bins:
-                if n % 2:
-                    self.counts = np.append(self.counts, 0)
-                self.counts = self.counts.reshape(-1, 2).sum(axis=1)
-                self.width *= 2.0
-                n = self.counts.size
-        top = n * self.width
-        new, _ = np.histogram(np.minimum(a, top), bins=n, range=(0.0, top))
-        self.counts = self.counts + new
+        flat = x.astype(np.float64, copy=False).ravel()
+        a = np.abs(flat)
+        neg = flat < 0
+        lo, hi, amax = float(flat.min()), float(flat.max()), float(a.max())
+        min_val = lo if self.min_val is None else min(self.min_val, lo)
+        max_val = hi if self.max_val is None else max(self.max_val, hi)
+        counts, neg_counts, width, pending = self.counts, self.neg_counts, self.width, self._pending_zeros
+        if counts is None:
+            width = amax / self.num_bins
+            if width == 0.0:            # all zero (or below 1e-320): wait for real data
+                pending += a.size
+                counts = None
+            else:
+                top = self.num_bins * width
+                counts = np.histogram(np.minimum(a, top), bins=self.num_bins, range=(0.0, top))[0].astype(np.int64)
+                neg_counts = np.histogram(np.minimum(a[neg], top), bins=self.num_bins,
+                                          range=(0.0, top))[0].astype(np.int64)
+                counts[0] += pending
+                pending = 0
+        else:
+            if amax > counts.size * width:
+                counts, neg_counts, width = self._regrid(counts, neg_counts, width, amax)
+            n = counts.size
+            top = n * width
+            counts = counts + np.histogram(np.minimum(a, top), bins=n, range=(0.0, top))[0]
+            neg_counts = neg_counts + np.histogram(np.minimum(a[neg], top), bins=n, range=(0.0, top))[0]
+        # commit (everything above only built new objects)
+        self.counts, self.neg_counts, self.width, self._pending_zeros = counts, neg_counts, width, pending
+        self.min_val, self.max_val = min_val, max_val
+
+    def _regrid(self, counts, neg_counts, width, amax):
+        """New ``(counts, neg_counts, width)`` whose range reaches ``amax`` (see the class docstring)."""
+        n = counts.size
+        need = amax / width                                   # bins of the current width needed
+        if need <= self.max_bins:                             # grow (NVIDIA)
+            extra = int(np.ceil(need)) - n
+            pad = np.zeros(max(extra, 0), np.int64)
+            return np.concatenate([counts, pad]), np.concatenate([neg_counts, pad]), width
+        k = need / self.num_bins
+        if not np.isfinite(k) or np.ceil(k) >= n:             # every old count lands in the first new bin
+            new_width = max(n * width, amax / self.num_bins)
+            n_new = max(1, int(np.ceil(amax / new_width)))
+            c, m = np.zeros(n_new, np.int64), np.zeros(n_new, np.int64)
+            c[0], m[0] = counts.sum(), neg_counts.sum()
+            return c, m, new_width
+        k = int(np.ceil(k))
+        pad = np.zeros(-n % k, np.int64)
+        c = np.concatenate([counts, pad]).reshape(-1, k).sum(axis=1)
+        m = np.concatenate([neg_counts, pad]).reshape(-1, k).sum(axis=1)
+        width = width * k
+        extra = max(int(np.ceil(amax / width)) - c.size, 0)
+        pad = np.zeros(extra, np.int64)
+        return np.concatenate([c, pad]), np.concatenate([m, pad]), width
 
 
 class HistogramObserver(Observer):
@@ -620,7 +751,7 @@ class HistogramObserver(Observer):
     ((0.0, 3.0), True)
     """
 
-    def __init__(self, bits=8, symmetric=False, num_bins: int = 2048, max_bins: int | None = 16384, **scheme):
+    def __init__(self, bits=8, symmetric=False, num_bins: int = 2048, max_bins: int = 16384, **scheme):
         super().__init__(bits, symmetric, **scheme)
         self.num_bins = num_bins
         self.max_bins = max_bins
@@ -676,8 +807,8 @@ class PercentileObserver(HistogramObserver):
     """Clip at the ``percentile`` of ``|x|`` (e.g. 99.9, 99.99, 99.999): :func:`percentile_threshold`.
 
     >>> obs = PercentileObserver(percentile=50.0, num_bins=4).observe([1.0, 1.0, 2.0, 4.0])
-    >>> obs.hist.counts.tolist(), obs.range()   # half the data lies in bin [1, 2)
-    ([0, 2, 1, 1], (0.0, 2.0))
+    >>> obs.hist.counts.tolist(), obs.range()   # the cdf reaches 50 % in bin [1, 2): its left edge
+    ([0, 2, 1, 1], (0.0, 1.0))
     """
 
     def __init__(self, bits=8, symmetric=False, percentile: float = 99.99, **kw):
@@ -692,7 +823,9 @@ class EntropyObserver(HistogramObserver):
     """KL-divergence (entropy) calibration, TensorRT's method (Migacz 2017) as NVIDIA's
     pytorch-quantization implements it, vectorized: :func:`kl_threshold` on the ``|x|``
     histogram with ``nq = kl_levels(bits, unsigned_grid)`` levels (``2^bits`` for
-    non-negative data with an asymmetric scheme, else ``2^(bits-1)``).
+    non-negative data with an asymmetric scheme, else ``2^(bits-1)``), candidates from
+    ``start_bin = 128`` bins on (NVIDIA's default, whatever the bit width; pass another
+    ``start_bin`` to search lower thresholds too) in steps of ``stride``.
 
     ``range()`` is ``(0, T)`` for non-negative data, ``(-T, T)`` otherwise.
 
@@ -703,10 +836,10 @@ class EntropyObserver(HistogramObserver):
     True
     """
 
-    def __init__(self, bits=8, symmetric=False, start_bin: int | None = None, stride: int = 1, **kw):
+    def __init__(self, bits=8, symmetric=False, start_bin: int = 128, stride: int = 1, **kw):
         super().__init__(bits, symmetric, **kw)
-        self.start_bin = start_bin
-        self.stride = stride
+        self.start_bin = _check_positive_int(start_bin, "start_bin")
+        self.stride = _check_positive_int(stride, "stride")
 
     @property
     def levels(self) -> int:
@@ -726,7 +859,8 @@ class EntropyObserver(HistogramObserver):
 
 class MSEObserver(HistogramObserver):
     """Clip where the histogram-weighted mean squared quantization error is smallest
-    (:func:`mse_curve`, evaluated with this observer's own scheme).
+    (:func:`mse_curve` on the signed counts, evaluated with this observer's own scheme, so
+    the range returned is always the best of its candidates for the histogrammed data).
 
     One outlier among 100 ones, 2 bits: clipping it costs less than coarse steps for all.
 
@@ -737,13 +871,13 @@ class MSEObserver(HistogramObserver):
 
     def __init__(self, bits=8, symmetric=False, n_candidates: int = 256, **kw):
         super().__init__(bits, symmetric, **kw)
-        self.n_candidates = n_candidates
+        self.n_candidates = _check_positive_int(n_candidates, "n_candidates")
 
     def error_curve(self):
         """``(thresholds, mse)`` for plotting the U-shaped curve."""
         if self.hist.counts is None:
             raise ValueError("no non-zero data observed yet")
-        return mse_curve(self.hist.counts, self.hist.edges, bits=self.bits, signed_data=not self.unsigned_data,
+        return mse_curve(self.hist.counts, self.hist.edges, bits=self.bits, neg_hist=self.hist.neg_counts,
                          symmetric=self.symmetric, signed=self.signed, narrow_range=self.narrow_range,
                          scale_rule=self.scale_rule, n_candidates=self.n_candidates)
 
@@ -758,13 +892,39 @@ CALIBRATORS = ("minmax", "ema", "percentile", "entropy", "mse")
 
 def make_observer(calibrator: str = "minmax", bits: int = 8, symmetric: bool = False, **kw) -> Observer:
     """Build an observer by name: ``"minmax"``, ``"ema"``, ``"percentile"``, ``"entropy"``
-    (alias ``"kl"``), ``"mse"``; extra keywords go to its constructor.
+    (alias ``"kl"``), ``"mse"``; extra keywords go to its constructor (an option the
+    observer does not have raises ``ValueError`` naming the ones it has).
 
     >>> make_observer("kl", bits=4)
     EntropyObserver(bits=4, symmetric=False, batches=0)
+    >>> make_observer("minmax", foo=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: make_observer('minmax') has no option 'foo'; its options are: narrow_range, scale_rule, signed
     """
     name = "entropy" if calibrator == "kl" else calibrator
     check_choice(name, "calibrator", CALIBRATORS)
     cls = {"minmax": MinMaxObserver, "ema": MovingAverageMinMaxObserver, "percentile": PercentileObserver,
            "entropy": EntropyObserver, "mse": MSEObserver}[name]
+    allowed = _options(cls) - {"bits", "symmetric"}
+    unknown = sorted(set(kw) - allowed)
+    if unknown:
+        raise ValueError(f"make_observer({calibrator!r}) has no option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(repr(u) for u in unknown)}; its options are: {', '.join(sorted(allowed))}")
     return cls(bits=bits, symmetric=symmetric, **kw)
+
+
+def _options(cls) -> set:
+    """Keyword names the constructor of ``cls`` accepts (its own and those it passes on via ``**kw``)."""
+    import inspect
+
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names

@@ -34,48 +34,64 @@ ALL = ["minmax", "ema", "percentile", "entropy", "mse"]
 
 
 # ----------------------------------------------------------------------------- loop reference
-def kl_threshold_loop(hist, bin_edges, num_bits=8, unsigned=False, start_bin=None):
-    """TensorRT's entropy calibration written out loop by loop, in the order of NVIDIA
-    pytorch-quantization's ``_compute_amax_entropy`` (np.linspace + np.digitize for the
-    groups, explicit per-bin loops, KL on normalised P and Q, last minimiser).
-    Differences, on purpose: the input is not modified, and a candidate whose Q is all zero
-    gets an infinite divergence (the original produces NaN there)."""
-    bins = np.array(hist, dtype=np.float64)  # copy
+def entropy_like_scipy(p, q):
+    """``scipy.stats.entropy(p, q)``: both normalised by their sums, then
+    ``sum p_j log(p_j / q_j)`` with ``0 log(0/q) = 0`` and ``p log(p/0) = inf`` (NaN if q sums to 0)."""
+    p = np.asarray(p, np.float64) / np.sum(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.asarray(q, np.float64) / np.sum(q)
+        terms = np.where(p > 0, p * np.log(p / q), np.where(p == 0, 0.0, np.nan))
+    return float(np.sum(terms))
+
+
+def kl_threshold_loop(hist, bin_edges, num_bits=8, unsigned=False, start_bin=128, stride=1):
+    """NVIDIA pytorch-quantization's entropy calibration (``_compute_amax_entropy``), written
+    from its algorithm, one candidate at a time:
+
+    * ``bins = hist`` with ``bins[0] = bins[1]``; ``nq = 2^(bits-1)`` (``2^bits`` unsigned) levels;
+    * for ``i in range(start_bin, len(bins) + 1, stride)``: bin ``j < i`` joins level
+      ``digitize(j, linspace(0, i, nq + 1)) - 1`` (empty bins join none); a level's count is
+      spread evenly over its members -> Q; P = ``bins[:i]`` with ``sum(bins[i:])`` added to its
+      last bin; divergence = ``scipy.stats.entropy(P, Q)``;
+    * the threshold is ``bin_edges[i]`` of the *last* minimum (exact comparison, no tolerance).
+
+    Returns ``(threshold, i)``; ``(bin_edges[-1], len(bins))`` when there is no candidate.
+    The input is not modified (the original writes ``bins[0]`` into the caller's histogram)."""
+    bins = np.array(hist, dtype=np.float64)
     bins[0] = bins[1]
     nq = 1 << (num_bits - 1 + int(unsigned))
-    start = nq if start_bin is None else start_bin
     divergences, arguments = [], []
-    for i in range(start, len(bins) + 1):
-        space = np.linspace(0, i, num=nq + 1)
-        digitized = np.digitize(range(i), space) - 1
-        digitized[bins[:i] == 0] = -1
-        counts = np.zeros(nq)
-        members = np.zeros(nq)
-        for idx in range(i):
-            if digitized[idx] != -1:
-                counts[digitized[idx]] += bins[idx]
-                members[digitized[idx]] += 1
+    for i in range(start_bin, len(bins) + 1, stride):
+        level = np.digitize(np.arange(i), np.linspace(0, i, num=nq + 1)) - 1
+        level[bins[:i] == 0] = -1
+        member = level >= 0
+        level_sum = np.bincount(level[member], weights=bins[:i][member], minlength=nq)
+        level_size = np.bincount(level[member], minlength=nq)
         q = np.zeros(i)
-        for idx in range(i):
-            if digitized[idx] != -1:
-                q[idx] = counts[digitized[idx]] / members[digitized[idx]]
+        q[member] = level_sum[level[member]] / level_size[level[member]]
         p = bins[:i].copy()
         p[-1] += bins[i:].sum()
-        if q.sum() == 0:
-            kl = np.inf
-        else:
-            p, q = p / p.sum(), q / q.sum()
-            kl = 0.0
-            for pj, qj in zip(p, q):
-                if pj > 0:
-                    kl = np.inf if qj == 0 else kl + pj * np.log(pj / qj)
-        divergences.append(kl)
+        divergences.append(entropy_like_scipy(p, q))
         arguments.append(i)
     if not arguments:
         return float(bin_edges[-1]), len(bins)
     divergences = np.array(divergences)
     last = len(divergences) - 1 - int(np.argmin(divergences[::-1]))
     return float(bin_edges[arguments[last]]), arguments[last]
+
+
+def test_entropy_helper_is_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    p, q = [0.1, 0.0, 3.0, 2.0], [0.5, 1.0, 1.0, 0.2]
+    assert entropy_like_scipy(p, q) == pytest.approx(float(stats.entropy(p, q)), rel=1e-12)
+    assert entropy_like_scipy([1.0, 1.0], [1.0, 0.0]) == float(stats.entropy([1.0, 1.0], [1.0, 0.0])) == np.inf
+
+
+def test_loop_reference_groups_like_digitize_not_array_split():
+    # i = 10 bins into nq = 4 levels: linspace(0, 10, 5) = [0, 2.5, 5, 7.5, 10] -> sizes 3, 2, 3, 2
+    level = np.digitize(np.arange(10), np.linspace(0, 10, 5)) - 1
+    assert np.bincount(level).tolist() == [3, 2, 3, 2]
+    assert ((np.arange(10) * 4) // 10).tolist() == level.tolist()    # qlib's floor(j nq / i)
 
 
 # ----------------------------------------------------------------------------- min-max family
@@ -184,6 +200,24 @@ def test_bad_constructor_arguments():
         AbsHistogram(num_bins=1)
     with pytest.raises(ValueError, match="symmetric"):
         MinMaxObserver(symmetric="yes")
+    with pytest.raises(ValueError, match="narrow_range"):
+        MinMaxObserver(narrow_range="no")
+    with pytest.raises(ValueError, match="signed"):
+        EntropyObserver(signed=1)
+    with pytest.raises(ValueError, match="max_bins"):
+        AbsHistogram(max_bins=None)
+    with pytest.raises(ValueError, match="n_candidates"):
+        MSEObserver(n_candidates=0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_make_observer_unknown_option_is_a_value_error(name):
+    with pytest.raises(ValueError, match="no option 'foo'"):
+        make_observer(name, foo=1)
+    with pytest.raises(ValueError, match="symmetric"):
+        make_observer(name, symmetric="yes")
+    assert make_observer("percentile", percentile=99.9).percentile == 99.9
+    assert make_observer("entropy", start_bin=16, stride=2, num_bins=512).start_bin == 16
 
 
 def test_inputs_not_mutated():
@@ -214,24 +248,58 @@ def test_histogram_grows_with_same_width():
     assert h.min_val == -1.5 and h.max_val == 5.5
 
 
-def test_histogram_merges_pairs_beyond_max_bins():
+def test_histogram_merges_neighbours_beyond_max_bins():
     h = AbsHistogram(num_bins=4, max_bins=8)
-    h.add(np.array([0.5, 1.5, 2.5, 4.0]))
-    h.add(np.array([10.0]))                # needs 10 bins of width 1 -> 5 bins of width 2
-    # [1, 1, 1, 1] (4.0 sat in the closed last bin [3, 4]) merges pairwise into [2, 2]
-    assert h.width == 2.0 and h.counts.tolist() == [2, 2, 0, 0, 1] and h.total == 5
+    h.add(np.array([0.5, 1.5, 2.5, -4.0]))
+    h.add(np.array([10.0]))                # needs 10 bins of width 1 > 8: k = ceil(10 / 4) = 3 neighbours
+    # [1, 1, 1, 1] (4.0 sat in the closed last bin [3, 4]) -> [1+1+1, 1+0+0] of width 3, then [9, 12) holds 10
+    assert h.width == 3.0 and h.counts.tolist() == [3, 1, 0, 1] and h.total == 5
+    assert h.neg_counts.tolist() == [0, 1, 0, 0]
+
+
+def test_histogram_memory_is_bounded_whatever_the_batch_order():
+    # the old collector asked for 2e12 bins (14.9 TiB) here
+    o = EntropyObserver()
+    o.observe([0.0, 1e-9])
+    o.observe([0.5, 1.0])
+    # every old bin merges into the first new one; the new range [0, 1] gets num_bins = 2048 bins again
+    assert o.hist.counts.size == 2048 and o.hist.total == 4 and o.hist.counts[0] == 2
+    assert o.hist.edges[-1] == pytest.approx(1.0)
+    assert 0.0 < o.threshold() <= 1.0
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(1, 50), min_size=1, max_size=5), st.integers(0, 10_000))
-def test_histogram_counts_every_value(sizes, seed):
+@given(st.lists(st.tuples(st.integers(-12, 12), st.integers(1, 40)), min_size=1, max_size=8), st.integers(0, 99))
+def test_histogram_bounded_and_exact_total(batches, seed):
     rng = np.random.default_rng(seed)
     h = AbsHistogram(num_bins=16, max_bins=64)
-    n = 0
-    for k, size in enumerate(sizes):
-        h.add(rng.normal(scale=1 + 3 * k, size=size))
-        n += size
-    assert h.total == n and h.edges[-1] >= max(abs(h.min_val), abs(h.max_val)) - 1e-12
+    n = n_neg = 0
+    amax = 0.0
+    for exponent, size in batches:
+        x = rng.normal(size=size) * 10.0 ** exponent
+        h.add(x)
+        n, n_neg, amax = n + size, n_neg + int((x < 0).sum()), max(amax, float(np.abs(x).max()))
+        assert h.counts.size <= 64
+    assert h.total == n and int(h.neg_counts.sum()) == n_neg
+    assert h.edges[-1] >= amax * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", [[1.0, np.nan], [], "abc", [[1.0], [2.0, 3.0]], [True, False]])
+def test_refused_batch_leaves_the_observer_unchanged(name, bad):
+    import copy
+
+    obs = make_observer(name).observe([-1.0, 0.5, 2.0]).observe([0.25, 3.0])
+    before = copy.deepcopy(vars(obs))
+    hist_before = copy.deepcopy(vars(obs.hist)) if hasattr(obs, "hist") else None
+    with pytest.raises(ValueError):
+        obs.observe(bad)
+    after = vars(obs)
+    assert before.keys() == after.keys() and obs.n_batches == 2 and obs.n_values == 5
+    if hist_before is not None:
+        for k, v in hist_before.items():
+            assert np.array_equal(np.asarray(v), np.asarray(vars(obs.hist)[k])), k
+    assert obs.range() == make_observer(name).observe([-1.0, 0.5, 2.0]).observe([0.25, 3.0]).range()
 
 
 # ----------------------------------------------------------------------------- KL, by hand
@@ -260,66 +328,153 @@ def test_kl_curve_hand_example():
     ]
     assert cand.tolist() == [2, 3, 4, 5, 6]
     assert kl == pytest.approx(expected, rel=1e-12)
-    assert kl_threshold([4, 2, 0, 2, 1, 1], np.linspace(0, 6, 7), bits=2) == 5.0
+    assert kl_threshold([4, 2, 0, 2, 1, 1], np.linspace(0, 6, 7), bits=2, start_bin=2) == 5.0
+
+
+def test_kl_candidates_with_fewer_bins_than_levels_keep_every_bin():
+    # i <= nq: every bin is its own level, Q = bins[:i]. bins [3, 3, 1, 2] (after the spike), i = 2, nq = 4:
+    # P = [3, 3 + 3] / 9, Q = [3, 3] / 6 -> KL = 1/3 ln(2/3) + 2/3 ln(4/3)
+    cand, kl = kl_divergence_curve([7, 3, 1, 2], nq=4, start_bin=2)
+    assert cand.tolist() == [2, 3, 4]
+    assert kl[0] == pytest.approx(np.log(2 / 3) / 3 + 2 / 3 * np.log(4 / 3), rel=1e-12)
+    assert kl[2] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_kl_default_start_bin_is_nvidias_128():
+    assert EntropyObserver().start_bin == 128 and EntropyObserver(bits=4).start_bin == 128
+    # a sparse 4-bit histogram whose lowest candidates (i < 128) diverge least: NVIDIA never looks there
+    h = np.zeros(2048, np.int64)
+    h[[1, 2, 3, 40, 900, 2047]] = [50, 30, 20, 3, 1, 1]
+    edges = np.linspace(0.0, 2.048, 2049)
+    t_ref, i_ref = kl_threshold_loop(h, edges, num_bits=4)
+    assert i_ref >= 128 and kl_threshold(h, edges, bits=4) == pytest.approx(t_ref, abs=1e-15)
+    obs = EntropyObserver(bits=4, num_bins=2048)
+    obs.observe(np.repeat(edges[:-1] + 5e-4, h))
+    assert obs.threshold() >= edges[128] - 1e-12
+    assert kl_threshold(h, edges, bits=4, start_bin=8) < edges[128]      # the old start (nq) clips far harder
 
 
 def test_kl_flat_histogram_clips_nothing():
     # flat data: only the full range has Q = P (KL = 0); every clipped candidate piles the tail up
-    cand, kl = kl_divergence_curve(np.ones(16), nq=4)
+    cand, kl = kl_divergence_curve(np.ones(16), nq=4, start_bin=4)
     assert kl[-1] == pytest.approx(0.0, abs=1e-15) and (kl[:-1] > 1e-3).all()
-    assert kl_threshold(np.ones(16), np.arange(17.0), bits=3) == 16.0
+    assert kl_threshold(np.ones(16), np.arange(17.0), bits=3, start_bin=4) == 16.0
 
 
 def test_kl_last_minimiser_wins_exact_ties():
     # one occupied bin (index 7): every candidate i >= 8 gives P = Q (KL = 0) -> the last one
     h = np.zeros(16)
     h[7] = 1
-    cand, kl = kl_divergence_curve(h, nq=8)
+    cand, kl = kl_divergence_curve(h, nq=8, start_bin=8)
     assert np.allclose(kl, 0.0, atol=1e-15)
-    assert kl_threshold(h, np.arange(17.0), bits=3, unsigned=True) == 16.0
+    assert kl_threshold(h, np.arange(17.0), bits=3, unsigned=True, start_bin=8) == 16.0
 
 
 def test_kl_clips_a_far_outlier():
     h = np.zeros(64)
     h[:8] = [100, 80, 60, 40, 20, 10, 5, 2]
     h[63] = 1
-    assert kl_threshold(h, np.arange(65.0), bits=3, unsigned=True) < 16
+    assert kl_threshold(h, np.arange(65.0), bits=3, unsigned=True, start_bin=8) < 16
 
 
 def test_kl_too_few_bins_clips_nothing():
     assert kl_threshold([5, 4, 3, 2], np.linspace(0, 1, 5), bits=8) == 1.0
+    assert kl_threshold(np.ones(100), np.linspace(0, 1, 101), bits=4) == 1.0   # 100 < start_bin = 128
 
 
-@pytest.mark.parametrize("bits,unsigned", [(2, False), (3, True), (4, False), (4, True)])
-@settings(max_examples=15, deadline=None)
+def test_kl_bad_start_and_stride():
+    for bad in (0, -3, 2.5, True, "128"):
+        with pytest.raises(ValueError, match="start_bin"):
+            EntropyObserver(start_bin=bad)
+        with pytest.raises(ValueError, match="stride"):
+            EntropyObserver(stride=bad)
+    with pytest.raises(ValueError, match="unsigned"):
+        kl_threshold([1, 2, 3], np.arange(4.0), unsigned="yes")
+
+
+@pytest.mark.parametrize("bits,unsigned", [(2, False), (3, True), (4, False), (4, True), (8, False)])
+@settings(max_examples=12, deadline=None)
 @given(data=st.data())
 def test_kl_matches_loop_reference_on_random_histograms(bits, unsigned, data):
-    n = data.draw(st.integers(16, 80))
+    n = data.draw(st.integers(16, 300))
+    start = data.draw(st.sampled_from([1, 2, 5, 16, 128]))
+    stride = data.draw(st.sampled_from([1, 1, 3]))
     hist = data.draw(arrays(np.int64, n, elements=st.integers(0, 50)))
     hist[1] = max(hist[1], 1)
     edges = np.linspace(0, 3.0, n + 1)
-    t_ref, i_ref = kl_threshold_loop(hist, edges, bits, unsigned)
-    t = kl_threshold(hist, edges, bits, unsigned)
-    assert abs(t - t_ref) <= (edges[1] - edges[0]) * 1.000001
+    t_ref, i_ref = kl_threshold_loop(hist, edges, bits, unsigned, start_bin=start, stride=stride)
+    t = kl_threshold(hist, edges, bits, unsigned, start_bin=start, stride=stride)
+    assert abs(t - t_ref) <= (edges[1] - edges[0]) * stride * 1.000001
 
 
-@pytest.mark.parametrize("kind", ["gauss", "relu", "laplace"])
-def test_kl_matches_loop_reference_2048_bins(kind):
+@pytest.mark.parametrize("kind,bits", [("gauss", 8), ("relu", 8), ("laplace", 8), ("relu", 4), ("gauss", 3)])
+def test_kl_matches_loop_reference_2048_bins(kind, bits):
     rng = np.random.default_rng(3)
     x = rng.normal(size=50_000) if kind != "laplace" else rng.laplace(size=50_000)
     if kind == "relu":
         x = np.maximum(x, 0)
-    obs = EntropyObserver(bits=8).observe(x)
-    t_ref, _ = kl_threshold_loop(obs.hist.counts, obs.hist.edges, 8, unsigned=kind == "relu")
-    assert abs(obs.threshold() - t_ref) <= obs.hist.width * 1.000001
+    obs = EntropyObserver(bits=bits).observe(x)
+    t_ref, _ = kl_threshold_loop(obs.hist.counts, obs.hist.edges, bits, unsigned=kind == "relu")
+    assert obs.threshold() == pytest.approx(t_ref, rel=1e-12)
+
+
+def test_kl_group_table_cache_is_bounded_by_bytes():
+    from qlib.observers import _GROUP_EDGES
+
+    _GROUP_EDGES.clear()
+    rng = np.random.default_rng(0)
+    for n in (2048, 3000, 4096, 6000, 8192):
+        h = rng.integers(1, 100, n)
+        for bits in (8, 9, 10, 11):
+            kl_divergence_curve(h, nq=kl_levels(bits, False))
+    assert _GROUP_EDGES.nbytes <= 64 * 2**20
+    assert sum(_GROUP_EDGES._items[k].nbytes for k in _GROUP_EDGES) == _GROUP_EDGES.nbytes
+    # a table above the per-table limit (8192 bins, nq = 1024: 29 MiB) is computed block by block, same result
+    assert (8192, 1024, 128, 1) not in set(_GROUP_EDGES)
+    h = rng.integers(1, 100, 300)
+    cand, kl = kl_divergence_curve(h, nq=64, start_bin=65)
+    _GROUP_EDGES.max_item_bytes = 0
+    try:
+        cand2, kl2 = kl_divergence_curve(h, nq=64, start_bin=66)
+    finally:
+        _GROUP_EDGES.max_item_bytes = 16 * 2**20
+    assert np.array_equal(kl[1:], kl2)
 
 
 # ----------------------------------------------------------------------------- percentile / MSE
-def test_percentile_hand_example():
-    # counts [5, 3, 1, 1]: cumulative [5, 8, 9, 10]; 80 % of 10 = 8 reached in bin 1 -> edge 2
-    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 80) == 2.0
-    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 100) == 4.0
-    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 50) == 1.0
+def test_percentile_hand_example_left_edge():
+    # counts [5, 3, 1, 1]: cdf [0.5, 0.8, 0.9, 1.0]. ORT / pytorch-quantization: k = first bin with
+    # cdf >= p / 100, T = bin_edges[k] (the left edge of the bin holding the percentile)
+    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 80) == 1.0     # k = 1
+    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 85) == 2.0     # k = 2
+    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 100) == 3.0    # k = 3
+    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 50) == 0.0     # k = 0
+    assert percentile_threshold([5, 3, 1, 1], [0, 1, 2, 3, 4.0], 49) == 0.0
+
+
+def test_percentile_equals_onnxruntime_compute_percentile():
+    calibrate = pytest.importorskip("onnxruntime.quantization.calibrate")
+    rng = np.random.default_rng(5)
+    for p in (90.0, 99.0, 99.9, 99.99, 100.0):
+        hist = rng.integers(0, 40, 300)
+        hist[-1] = 1
+        edges = np.linspace(0, 6.0, 301).astype(np.float32)
+        col = calibrate.HistogramCollector(method="percentile", symmetric=True, num_bins=300,
+                                           num_quantized_bins=128, percentile=p, scenario="same")
+        col.histogram_dict = {"x": (hist, edges, np.float32(0.0), np.float32(6.0))}
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            ort = col.compute_percentile()["x"]
+        assert percentile_threshold(hist, edges, p) == float(ort[1])
+
+
+def test_percentile_observer_matches_the_rule_on_data():
+    x = np.append((np.arange(10) + 0.5) / 10, 1.0)          # 0.05, 0.15, ..., 0.95 and 1.0
+    obs = PercentileObserver(percentile=80.0, num_bins=10).observe(x)
+    # bins of width 0.1 hold [1, 1, ..., 1, 2]: cdf (k + 1) / 11 first reaches 0.8 at k = 8 -> T = 0.8
+    assert obs.hist.counts.tolist() == [1] * 9 + [2]
+    assert obs.threshold() == pytest.approx(0.8, rel=1e-12)
 
 
 def test_mse_curve_is_u_shaped_on_outlier_data():
@@ -333,14 +488,55 @@ def test_mse_curve_is_u_shaped_on_outlier_data():
 
 
 def test_mse_signed_matches_direct_fake_quant():
-    h = np.array([0, 4, 0, 2])
+    h, neg = np.array([0, 4, 0, 2]), np.array([0, 1, 0, 2])     # bin [1,2): 3 positive, 1 negative
     edges = np.arange(5.0)
-    thr, err = mse_curve(h, edges, bits=3, signed_data=True, symmetric=True)
-    qp = qlib.qparams_from_range(-thr[1], thr[1], bits=3, symmetric=True)
-    c = np.array([1.5, 3.5])
-    e_pos = (qlib.fake_quantize(c, qp) - c) ** 2
-    e_neg = (qlib.fake_quantize(-c, qp) + c) ** 2
-    assert err[1] == pytest.approx(((e_pos + e_neg) / 2 * np.array([4, 2])).sum() / 6)
+    thr, err = mse_curve(h, edges, bits=3, neg_hist=neg, symmetric=False)
+    qp = qlib.qparams_from_range(-thr[1], thr[1], bits=3)
+    data = np.array([1.5, 1.5, 1.5, -1.5, -3.5, -3.5])
+    assert err[1] == pytest.approx(np.mean((qlib.fake_quantize(data, qp) - data) ** 2), rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pos=arrays(np.int64, st.integers(2, 24), elements=st.integers(0, 30)), data=st.data(),
+       bits=st.sampled_from([2, 3, 4]), symmetric=st.booleans())
+def test_mse_threshold_is_the_argmin_of_the_true_mse(pos, data, bits, symmetric):
+    neg = data.draw(arrays(np.int64, pos.size, elements=st.integers(0, 30)))
+    pos[-1] += 1                                            # some data in the last bin
+    edges = np.arange(pos.size + 1) * 0.25
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    values = np.concatenate([np.repeat(centers, pos), -np.repeat(centers, neg)])
+    thr, _ = mse_curve(pos + neg, edges, bits=bits, neg_hist=neg, symmetric=symmetric)
+    lo = (lambda t: -t) if neg.sum() else (lambda t: 0.0)
+
+    def true_mse(t):
+        qp = qlib.qparams_from_range(lo(t), t, bits=bits, symmetric=symmetric)
+        return float(np.mean((qlib.fake_quantize(values, qp) - values) ** 2))
+
+    best = min(true_mse(t) for t in thr)
+    t = qlib.observers.mse_threshold(pos + neg, edges, bits=bits, neg_hist=neg, symmetric=symmetric)
+    assert true_mse(t) <= best * (1 + 1e-9) + 1e-15
+
+
+def test_mse_observer_skewed_signed_data_picks_its_best_candidate():
+    # Gaussian with mean 0.3, 3-bit asymmetric grid on (-T, T): the positive side clips first.
+    # The old |x|-histogram error (half of each bin assumed negative) picked a range ~30 % worse.
+    x = np.random.default_rng(0).normal(0.3, 1.0, size=20_000)
+    obs = MSEObserver(bits=3).observe(x)
+    thr, _ = obs.error_curve()
+
+    def true_mse(t):
+        return float(np.mean((qlib.fake_quantize(x, qlib.qparams_from_range(-t, t, bits=3)) - x) ** 2))
+
+    best = min(true_mse(t) for t in thr)
+    assert true_mse(obs.threshold()) <= 1.01 * best
+    assert obs.hist.neg_counts.sum() == (x < 0).sum()
+
+
+def test_mse_bad_neg_hist():
+    with pytest.raises(ValueError, match="neg_hist"):
+        mse_curve([1, 2], [0.0, 1.0, 2.0], neg_hist=[2, 0])        # more negatives than values
+    with pytest.raises(ValueError, match="neg_hist"):
+        mse_curve([1, 2], [0.0, 1.0, 2.0], neg_hist=[0])
 
 
 # ----------------------------------------------------------------------------- properties
