@@ -105,6 +105,15 @@ def check_flag(value, name: str, allow_none: bool = False):
     raise ValueError(f"{name} must be True or False{', or None' if allow_none else ''}, got {value!r}")
 
 
+def _normal_range(dtype):
+    info = np.finfo(dtype)
+    _NORMAL_RANGE[dtype] = (float(info.tiny), float(info.max))
+    return _NORMAL_RANGE[dtype]
+
+
+_NORMAL_RANGE: dict = {}
+
+
 def check_scale_fits(scale, dtype, what: str = "scale") -> np.ndarray:
     """Return ``scale`` cast to ``dtype``, or raise ValueError when ``dtype`` cannot hold it as
     a normal number (it would become 0, a subnormal with few significant digits, or inf).
@@ -120,6 +129,12 @@ def check_scale_fits(scale, dtype, what: str = "scale") -> np.ndarray:
     ValueError: scale 1e-50 cannot be used with float32 data: float32 holds normal numbers from 1.18e-38 to 3.4e+38 only (it would become 0 or inf, or lose its digits), and the division r / S happens in float32 as in ONNX Runtime; use a scale inside that range or float64 data
     """
     dtype = np.dtype(dtype)
+    tiny, big = _NORMAL_RANGE.get(dtype) or _normal_range(dtype)
+    if isinstance(scale, float):  # per-tensor: plain float comparisons, no array round trip
+        if tiny <= scale <= big:
+            s = dtype.type(scale)
+            if tiny <= s <= big:  # rounding to the dtype can still cross a limit
+                return np.asarray(s)
     s64 = np.asarray(scale, dtype=np.float64)
     info = np.finfo(dtype)
     with np.errstate(over="ignore", under="ignore"):

@@ -421,11 +421,15 @@ def _overflow_possible(qp: QParams, s_ct, dtype) -> bool:
     """True when the grid's extreme real values ``S * (qmin - Z)``, ``S * (qmax - Z)`` come within a
     factor 2 of ``dtype``'s largest number, so ``S * (q - Z)`` may overflow to inf (cheap: one
     value per scale, not per element)."""
+    limit = 0.5 * float(np.finfo(dtype).max)
+    if qp.axis is None:  # per-tensor: plain Python numbers
+        z = qp.zero_point
+        return float(s_ct) * max(abs(qp.qmin - z), abs(qp.qmax - z)) > limit
     z = np.asarray(qp.zero_point, dtype=np.float64)
     reach = np.maximum(np.abs(qp.qmin - z), np.abs(qp.qmax - z))
     with np.errstate(over="ignore"):
         bound = np.asarray(s_ct, dtype=np.float64) * reach
-    return bool((bound > 0.5 * float(np.finfo(dtype).max)).any())
+    return bool((bound > limit).any())
 
 
 def _refuse_overflow(out: np.ndarray, qp: QParams, dtype, what: str) -> None:
