@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import expect_close, failed, passed
+from . import as_array, as_number, expect_close, failed, normalize_name, passed
 
-__all__ = ["NB04_CANDIDATES", "NB04_BUDGET", "check_group_scales", "check_effective_bits", "check_best_config"]
+__all__ = ["NB04_W", "NB04_GROUPS", "NB04_CANDIDATES", "NB04_BUDGET", "check_group_scales",
+           "check_effective_bits", "check_best_config"]
+
+#: Exercise 1: the seed's 4 x 4 weight matrix of section 1 and its G = 2 channel groups.
+NB04_W = np.array([[0.10, -0.20, 0.40, 0.30],
+                   [0.05, 0.15, -0.10, 0.20],
+                   [2.00, -1.00, 0.50, 0.00],
+                   [0.30, 0.60, -0.25, 0.10]])
+NB04_GROUPS = 2
 
 #: Exercise 3: (bits, granularity, group_size) candidates for fc2's weights, and the bit budget.
 NB04_CANDIDATES = (
@@ -21,50 +29,112 @@ NB04_CANDIDATES = (
 NB04_BUDGET = 4.25
 
 
-def check_group_scales(scales, w, groups: int, bits: int = 4) -> None:
-    """Exercise 1: symmetric scales of the seed's G channel groups, one per channel (axis 0)."""
+def check_group_scales(scales, w=None, groups: int = NB04_GROUPS, bits: int = 4) -> None:
+    """Exercise 1: symmetric scales of G channel groups, one per channel (axis 0), exactly of shape
+    ``(channels,)``, as ``qlib.channel_group_qparams(w, G, symmetric=True)`` gives them. The notebook
+    calls it with the answer only: ``w`` and ``G`` are the exercise's (:data:`NB04_W`, G = 2), not
+    whatever the learner's cell rebinds them to.
+
+    >>> check_group_scales(np.repeat([0.4 / 7, 2.0 / 7], 2))
+    ✅ Correct! each group of channels shares S = max|w over the group| / 7.
+    >>> try:
+    ...     check_group_scales(np.repeat([0.4 / 7, 2.0 / 7], 2).reshape(2, 2))
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: scales has shape (2, 2), expected shape (4,)
+       Hint: one scale per channel: a 1-D array of 4 numbers
+    """
     from ..granularity import channel_group_qparams
 
-    w = np.asarray(w, dtype=np.float64)
-    truth = channel_group_qparams(w, groups, axis=0, bits=bits, symmetric=True).scale
-    got = np.asarray(scales, dtype=np.float64).ravel()
+    w = NB04_W if w is None else np.asarray(w, dtype=np.float64)
+    truth = np.asarray(channel_group_qparams(w, groups, axis=0, bits=bits, symmetric=True).scale, np.float64)
     qmax = 2 ** (bits - 1) - 1
-    if got.shape == truth.shape and np.allclose(got, truth, rtol=1e-9):
-        passed(f"each group of channels shares S = max|w over the group| / {qmax}.")
-        return
-    if got.shape == (groups,):
+    got = as_array("scales", scales)
+    if got.shape == (groups,) and groups != w.shape[0]:
         failed(f"you gave {groups} scales, one per group; the QParams holds one per channel ({w.shape[0]})",
                "repeat each group's scale for every channel of the group (np.repeat)")
-    if got.shape == truth.shape and np.allclose(got, np.abs(w).max(axis=1) / qmax):
-        failed("these are per-channel scales: every channel got its own",
-               "take max|w| over all channels of a group, then share it")
-    if got.shape == truth.shape and np.allclose(got, np.abs(w).max() / qmax):
-        failed("these are per-tensor scales: one max over the whole matrix", "one max per group of channels")
+    got = as_array("scales", scales, shape=truth.shape, hint=f"one scale per channel: a 1-D array of {truth.size} numbers")
+    if np.allclose(got, truth, rtol=1e-9):
+        passed(f"each group of channels shares S = max|w over the group| / {qmax}.")
+        return
+    diagnoses = [
+        (np.abs(w).max(axis=1) / qmax, "these are per-channel scales: every channel got its own",
+         "take max|w| over all channels of a group, then share it"),
+        (np.full(w.shape[0], np.abs(w).max() / qmax), "these are per-tensor scales: one max over the whole matrix",
+         "one max per group of channels"),
+        (np.repeat(np.abs(w).reshape(w.shape[0], groups, -1).max(axis=(0, 2)), w.shape[0] // groups) / qmax,
+         "you grouped the columns (inputs); channels are the rows (axis 0)", "group rows 0-1 and rows 2-3"),
+        (truth * qmax / (2 ** bits - 1), f"symmetric 4-bit divides by qmax = {qmax}, not by 2^4 - 1", f"divide by {qmax}"),
+        (truth * qmax / (qmax + 1), f"symmetric 4-bit divides by qmax = {qmax}, not by {qmax + 1}", f"divide by {qmax}"),
+        (truth * qmax, "you forgot to divide by qmax", f"S = max|w| / {qmax}"),
+    ]
+    for wrong, msg, hint in diagnoses:
+        if np.allclose(got, wrong, rtol=1e-9):
+            failed(msg, hint)
     expect_close("scales", got, truth, rtol=1e-9,
                  hint=f"symmetric: S = max|w over the group| / (2^(bits-1) - 1) = max / {qmax}")
 
 
 def check_effective_bits(answer) -> None:
-    """Exercise 2: 3-bit asymmetric weights, groups of 64, fp16 scale + 8-bit zero point per group."""
-    try:
-        a = float(answer)
-    except (TypeError, ValueError):
-        failed(f"answer should be a number of bits, got {answer!r}")
-        return
+    """Exercise 2: 3-bit asymmetric weights, groups of 64, fp16 scale + 8-bit zero point per group:
+    ``qlib.effective_bits_per_weight(3, 64, scale_bits=16, zero_point_bits=8)`` = 3.375 (exact in binary).
+
+    >>> check_effective_bits(3.375)
+    ✅ Correct! 3 + (16 + 8) / 64 = 3.375 bits per weight: the 8-bit zero points alone add 0.125 bits (4 % more).
+    """
+    from ..granularity import effective_bits_per_weight
+
+    truth = effective_bits_per_weight(3, 64, scale_bits=16, zero_point_bits=8)
+    a = as_number("answer", answer, hint="a number of bits per weight, e.g. 3.5")
     if np.isclose(a, 3.0):
         failed("3.0 forgets the storage of the scales and zero points", "add (16 + 8) / 64 bits")
-    if np.isclose(a, 3 + 16 / 64):
+    if np.isclose(a, effective_bits_per_weight(3, 64, scale_bits=16)):
         failed("that counts the fp16 scale but not the zero point",
                "asymmetric: every group also stores its 8-bit zero point")
-    expect_close("effective bits per weight", a, 3 + 24 / 64, rtol=1e-9,
+    if np.isclose(a, effective_bits_per_weight(3, 64, scale_bits=32, zero_point_bits=8)):
+        failed("the scale is fp16 (16 bits), not fp32", "(16 + 8) / 64")
+    if np.isclose(a, 3 * 64 + 24) or np.isclose(a, 3 + 24):
+        failed("divide the per-group storage by the 64 weights of the group", "bits + (16 + 8) / 64")
+    expect_close("effective bits per weight", a, truth, rtol=1e-12,
                  hint="bits + (scale_bits + zero_point_bits) / group_size")
     passed("3 + (16 + 8) / 64 = 3.375 bits per weight: the 8-bit zero points alone add 0.125 bits (4 % more).")
 
 
+def _candidate(answer):
+    """The element of :data:`NB04_CANDIDATES` that ``answer`` means (granularity spelled any way:
+    "Block-wise", "blockwise", "block_wise"; group size 64 or 64.0), or None.
+
+    >>> _candidate((4, "Block_Wise", 64.0)), _candidate(("best",)), _candidate(None)
+    ((4, 'block-wise', 64), None, None)
+    """
+    if isinstance(answer, (str, bytes, dict)) or answer is None:
+        return None
+    try:
+        bits, gran, gs = tuple(answer)
+    except (TypeError, ValueError):
+        return None
+    for c in NB04_CANDIDATES:
+        same_gs = (gs is None) if c[2] is None else (not isinstance(gs, (str, bool)) and gs is not None
+                                                     and _num_eq(gs, c[2]))
+        if _num_eq(bits, c[0]) and isinstance(gran, str) and normalize_name(gran) == normalize_name(c[1]) and same_gs:
+            return c
+    return None
+
+
+def _num_eq(a, b) -> bool:
+    try:
+        return not isinstance(a, (str, bool)) and float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
 def check_best_config(answer, w) -> None:
-    """Exercise 3: the candidate of :data:`NB04_CANDIDATES` with the smallest MSE within the budget."""
+    """Exercise 3: the candidate of :data:`NB04_CANDIDATES` with the smallest MSE within the budget,
+    each candidate's cost and error computed with qlib (effective_bits_per_weight, weight_qparams,
+    fake_quantize, mse)."""
     from ..granularity import effective_bits_per_weight, weight_qparams, weights_per_scale
     from ..linear import fake_quantize
+    from ..metrics import mse
 
     w = np.asarray(w, dtype=np.float32)
     best, best_err = None, np.inf
@@ -72,15 +142,12 @@ def check_best_config(answer, w) -> None:
         eb = effective_bits_per_weight(bits, weights_per_scale(w.shape, gran, group_size=gs))
         if eb > NB04_BUDGET:
             continue
-        err = float(np.mean((fake_quantize(w, weight_qparams(w, gran, bits=bits, group_size=gs)) - w) ** 2))
+        err = float(mse(w, fake_quantize(w, weight_qparams(w, gran, bits=bits, group_size=gs))))
         if err < best_err:
             best, best_err = (bits, gran, gs), err
-    try:
-        ans = tuple(answer)
-    except TypeError:
-        ans = None
-    if ans is None or ans not in NB04_CANDIDATES:
-        failed(f"answer should be one of the candidate tuples, got {answer!r}", "copy one from NB04_CANDIDATES")
+    ans = _candidate(answer)
+    if ans is None:
+        failed(f"answer should be one of the candidate tuples, got {answer!r}"[:160], "copy one from check.NB04_CANDIDATES")
     bits, gran, gs = ans
     eb = effective_bits_per_weight(bits, weights_per_scale(w.shape, gran, group_size=gs))
     if eb > NB04_BUDGET:

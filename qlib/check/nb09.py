@@ -4,51 +4,112 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import expect_close, failed, passed
+from . import as_array, expect_close, failed, passed
 
 __all__ = ["check_folded_bias", "check_cle_scales", "check_bias_scale"]
 
 
+def _folded_bias(gamma, beta, mean, var, eps: float) -> np.ndarray:
+    """The folded bias of a bias-free conv, through ``qlib.fold_batchnorm`` in float64."""
+    from ..bn import fold_batchnorm
+
+    gamma, beta, mean, var = (np.asarray(v, dtype=np.float64) for v in (gamma, beta, mean, var))
+    return fold_batchnorm(np.ones((gamma.size, 1)), None, gamma, beta, mean, var, eps=eps)[1]
+
+
 def check_folded_bias(b_folded, gamma, beta, mean, var, eps: float = 1e-5) -> None:
     """Exercise 1: the bias a bias-free Conv gets when its BatchNorm is folded in:
-    ``b' = beta - gamma * mean / sqrt(var + eps)``."""
-    gamma, beta, mean, var = (np.asarray(v, dtype=np.float64) for v in (gamma, beta, mean, var))
-    truth = beta - gamma * mean / np.sqrt(var + eps)
-    got = np.asarray(b_folded, dtype=np.float64)
-    if got.shape == truth.shape and np.allclose(got, truth, rtol=1e-5, atol=1e-6):
+    ``b' = beta - gamma * mean / sqrt(var + eps)`` (``qlib.fold_batchnorm`` with ``b = 0``).
+
+    Compared to rtol 1e-6: float32 arithmetic is ~1e-7 off, a forgotten eps (1e-5 next to the
+    model's variances 0.23 .. 1.8) at least 1e-5.
+
+    >>> g, b, mu, v = np.array([2.0, 1.0]), np.array([0.5, 0.1]), np.array([1.0, -2.0]), np.array([0.25, 0.04])
+    >>> check_folded_bias(b - g * mu / np.sqrt(v + 1e-5), g, b, mu, v)
+    ✅ Correct! the conv had no bias, so b' = k·(0 − mean) + beta with k = gamma/√(var+eps).
+    >>> try:
+    ...     check_folded_bias(b - g * mu / np.sqrt(v), g, b, mu, v)
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: you left eps out of the square root
+       Hint: k = gamma / sqrt(var + eps): eps keeps tiny variances from blowing k up
+    """
+    truth = _folded_bias(gamma, beta, mean, var, eps)
+    got = as_array("b_folded", b_folded, shape=truth.shape, hint="one bias per output channel")
+    if np.allclose(got, truth, rtol=1e-6, atol=0):
         passed("the conv had no bias, so b' = k·(0 − mean) + beta with k = gamma/√(var+eps).")
         return
-    if got.shape == truth.shape and np.allclose(got, beta - mean, rtol=1e-5, atol=1e-6):
-        failed("you subtracted the mean but forgot to scale it", "multiply the mean by k = gamma / sqrt(var + eps)")
-    if got.shape == truth.shape and np.allclose(got, beta + gamma * mean / np.sqrt(var + eps), rtol=1e-5):
-        failed("the sign of the mean term is flipped", "BN computes (z − mean), so the mean enters with a minus")
-    expect_close("b_folded", got, truth, rtol=1e-5, atol=1e-6,
+    gamma, beta, mean, var = (np.asarray(v, dtype=np.float64) for v in (gamma, beta, mean, var))
+    k = gamma / np.sqrt(var + eps)
+    with np.errstate(all="ignore"):   # var = 0 without eps: a diagnosis only
+        diagnoses = _diagnoses(gamma, beta, mean, var, eps, k)
+    for wrong, msg, hint in diagnoses:
+        if np.isfinite(wrong).all() and np.allclose(got, wrong, rtol=1e-6, atol=0) and not np.allclose(wrong, truth, rtol=1e-6, atol=0):
+            failed(msg, hint)
+    expect_close("b_folded", got, truth, rtol=1e-6, atol=0,
                  hint="b' = k * (b - mean) + beta with b = 0 and k = gamma / sqrt(var + eps)")
 
 
+def _diagnoses(gamma, beta, mean, var, eps, k):
+    """Classic wrong folded biases, each with what went wrong and a hint."""
+    return [
+        (_folded_bias(gamma, beta, mean, var, 0.0), "you left eps out of the square root",
+         "k = gamma / sqrt(var + eps): eps keeps tiny variances from blowing k up"),
+        (beta - mean, "you subtracted the mean but forgot to scale it", "multiply the mean by k = gamma / sqrt(var + eps)"),
+        (beta + k * mean, "the sign of the mean term is flipped", "BN computes (z − mean), so the mean enters with a minus"),
+        (-k * mean, "you forgot beta", "BN adds beta after scaling: b' = k * (0 - mean) + beta"),
+        (beta - gamma * mean / (var + eps), "divide by the standard deviation sqrt(var + eps), not by the variance",
+         "k = gamma / sqrt(var + eps)"),
+        (beta - gamma * mean / (np.sqrt(var) + eps),
+         "eps goes inside the square root", "sqrt(var + eps), not sqrt(var) + eps"),
+        (k * (beta - mean), "beta is added after the scaling, not scaled by k", "b' = k * (0 - mean) + beta"),
+    ]
+
+
 def check_cle_scales(s, r1, r2) -> None:
-    """Exercise 2: cross-layer equalization scales ``s = sqrt(r1 / r2)`` that make both layers'
-    channel ranges equal to ``sqrt(r1 * r2)``."""
+    """Exercise 2: cross-layer equalization scales ``s = sqrt(r1 / r2)`` (``qlib.cle.cle_scales``) that
+    make both layers' channel ranges equal to ``sqrt(r1 * r2)``.
+
+    >>> check_cle_scales([2.0, 0.5], [4.0, 1.0], [1.0, 4.0])
+    ✅ Correct! after dividing layer 1 by s and multiplying layer 2 by s, both ranges are √(r1·r2).
+    """
+    from ..cle import cle_scales
+
     r1, r2 = np.asarray(r1, dtype=np.float64), np.asarray(r2, dtype=np.float64)
-    truth = np.sqrt(r1 / r2)
-    got = np.asarray(s, dtype=np.float64)
-    if got.shape == truth.shape and np.allclose(got, truth, rtol=1e-6):
+    truth = cle_scales(r1, r2)
+    got = as_array("s", s, shape=truth.shape, hint="one scale per channel")
+    if np.allclose(got, truth, rtol=1e-9):
         passed("after dividing layer 1 by s and multiplying layer 2 by s, both ranges are √(r1·r2).")
         return
-    if got.shape == truth.shape and np.allclose(got, 1 / truth, rtol=1e-6):
-        failed("these are the reciprocals", "layer 1's range r1 / s and layer 2's range r2 · s must be equal: s² = r1 / r2")
-    if got.shape == truth.shape and np.allclose(got, np.sqrt(r1 * r2), rtol=1e-6):
-        failed("√(r1·r2) is the common range after equalization, not the scale", "s = √(r1 / r2)")
-    expect_close("s", got, truth, rtol=1e-6, hint="solve r1 / s = r2 · s for s")
+    for wrong, msg, hint in (
+            (1 / truth, "these are the reciprocals",
+             "layer 1's range r1 / s and layer 2's range r2 · s must be equal: s² = r1 / r2"),
+            (np.sqrt(r1 * r2), "√(r1·r2) is the common range after equalization, not the scale", "s = √(r1 / r2)"),
+            (r1 / r2, "that is s², the ratio of the ranges", "take the square root: s = √(r1 / r2)")):
+        if np.allclose(got, wrong, rtol=1e-9):
+            failed(msg, hint)
+    expect_close("s", got, truth, rtol=1e-9, hint="solve r1 / s = r2 · s for s")
 
 
 def check_bias_scale(s_bias, s_in, s_w) -> None:
     """Exercise 3: the int32 bias of a quantized Conv uses ``S_bias = S_in * S_w`` (per output channel
-    when the weights are per-channel) and zero point 0, so it adds straight into the accumulator."""
-    truth = np.float64(s_in) * np.asarray(s_w, dtype=np.float64)
-    got = np.asarray(s_bias, dtype=np.float64)
-    if got.shape == truth.shape and np.allclose(got, truth, rtol=1e-6):
+    when the weights are per-channel) and zero point 0, so it adds straight into the accumulator.
+
+    >>> check_bias_scale([0.02, 0.04], 0.1, [0.2, 0.4])
+    ✅ Correct! the accumulator holds Σ q_in·q_w in units of S_in·S_w, so the bias must use the same unit.
+    """
+    s_w = np.asarray(s_w, dtype=np.float64)
+    truth = np.float64(s_in) * s_w
+    got = as_array("S_bias", s_bias, shape=truth.shape,
+                   hint=f"one scale per output channel ({truth.size}), like the weights' scales")
+    if np.allclose(got, truth, rtol=1e-6):
         passed("the accumulator holds Σ q_in·q_w in units of S_in·S_w, so the bias must use the same unit.")
         return
+    for wrong, msg in ((s_w, "that is the weights' scale alone"),
+                       (np.full_like(s_w, s_in), "that is the input's scale alone"),
+                       (s_w / s_in, "divide? the accumulator's unit is the product S_in * S_w"),
+                       (s_in + s_w, "add? the accumulator's unit is the product S_in * S_w")):
+        if np.allclose(got, wrong, rtol=1e-6):
+            failed(msg, "the accumulator counts in steps of S_in * S_w (one value per output channel)")
     expect_close("S_bias", got, truth, rtol=1e-6,
                  hint="the accumulator counts in steps of S_in * S_w (one value per output channel)")
