@@ -1,5 +1,6 @@
-"""qlib.formats and notebook 01's dtype explorer."""
+"""qlib.formats (notebook 01's byte tables; the explorer is tested in test_widgets_formats.py)."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,14 +8,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from qlib.formats import (
+    FORMATS,
     from_bfloat16_bits,
+    pack_6bit,
     pack_int4,
     round_to_format,
     storage_bytes,
     to_bfloat16_bits,
+    unpack_6bit,
     unpack_int4,
 )
-from qlib.widgets import formats as explorer
 
 
 def test_bfloat16_hand_values():
@@ -58,33 +61,53 @@ def test_round_to_format_integer_grid_clips():
     lambda: storage_bytes(np.ones(3), "fp8"),
     lambda: round_to_format(np.ones(3), "int8", int_scale=0.0),
     lambda: to_bfloat16_bits(np.array([np.inf])),
-    lambda: explorer.store(float("nan"), "fp16"),
+    lambda: round_to_format(np.ones(3), "fp8_e4m3", saturate="yes"),
+    lambda: pack_6bit(np.array([64])),
+    lambda: pack_6bit(np.array([1.0])),
+    lambda: unpack_6bit(np.zeros(4, np.uint8), 1),
+    lambda: unpack_6bit(np.zeros(3, np.uint8), 5),
 ])
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()
 
 
-@pytest.mark.parametrize("fmt", explorer.FORMAT_NAMES)
-@pytest.mark.parametrize("value", [0.0, 1e-7, -0.1, 1.5, 70000.0, -3.0e38])
-def test_explorer_at_extremes(fmt, value):
-    import matplotlib.pyplot as plt
-
-    s = explorer.store(value, fmt)
-    html = explorer.readout(s)
-    assert fmt in html
-    if fmt == "fp16" and abs(value) > 65504:
-        assert np.isinf(s.stored) and "overflow" in html
-    else:
-        assert np.isfinite(s.stored)
-        if fmt.startswith("fp") or fmt == "bf16":
-            assert s.abs_error <= s.spacing / 2 * (1 + 1e-9) or abs(value) > 1e38
-    fig = explorer.draw_spacing(value)
-    assert fig.axes[0].get_xlabel() == "magnitude |x|"
-    plt.close(fig)
+def test_fp16_overflows_from_65520_not_beyond_65504():
+    # 65504 is fp16's largest value; the next step would be 65536, so the tie point is 65520:
+    # below it values round down to 65504, from it on (a tie to the even side) to inf
+    np.testing.assert_array_equal(round_to_format(np.array([65504.0, 65519.0, 65519.99, 65520.0, -65520.0]), "fp16"),
+                                  [65504.0, 65504.0, 65504.0, np.inf, -np.inf])
+    assert "65520" in round_to_format.__doc__ and "beyond 65504" not in round_to_format.__doc__
 
 
-def test_explorer_integer_codes():
-    s = explorer.store(0.1, "int8")
-    assert s.bits.endswith("(code 13)") and s.stored == pytest.approx(13 / 127)
-    assert explorer.store(1.5, "int4").stored == pytest.approx(1.0)  # clipped to code 7 of a [-1, 1] grid
+@pytest.mark.parametrize("fmt, ml_name", [("fp8_e4m3", "float8_e4m3fn"), ("fp8_e5m2", "float8_e5m2"),
+                                          ("fp6_e3m2", "float6_e3m2fn"), ("fp6_e2m3", "float6_e2m3fn"),
+                                          ("fp4_e2m1", "float4_e2m1fn")])
+def test_round_to_format_small_floats_are_ml_dtypes_casts(fmt, ml_name):
+    x = np.random.default_rng(0).standard_normal(2000) * 50
+    with np.errstate(over="ignore"):
+        ref = x.astype(getattr(ml_dtypes, ml_name)).astype(np.float64)
+    np.testing.assert_array_equal(round_to_format(x, fmt), ref)
+    sat = round_to_format(np.array([1e6, -1e6]), fmt, saturate=True)
+    assert np.all(np.isfinite(sat)) and sat[0] == -sat[1] == ml_dtypes.finfo(getattr(ml_dtypes, ml_name)).max
+
+
+def test_storage_bytes_of_the_small_floats():
+    w = np.ones((10, 7), np.float32)  # 70 values: FP8 70 bytes, FP6 ceil(70/4)*3 = 54, FP4 35
+    assert [storage_bytes(w, f) for f in ("fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1")] == \
+        [70, 70, 54, 54, 35]
+    assert set(FORMATS) >= {"fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1"}
+    assert [FORMATS[f] for f in ("fp8_e4m3", "fp6_e2m3", "fp4_e2m1")] == [8, 6, 4]
+
+
+@given(hnp.arrays(np.uint8, st.integers(0, 41), elements=st.integers(0, 63)))
+@settings(max_examples=100, deadline=None)
+def test_6bit_pack_round_trip(c):
+    packed = pack_6bit(c)
+    assert packed.dtype == np.uint8 and packed.size == 3 * ((c.size + 3) // 4)
+    np.testing.assert_array_equal(unpack_6bit(packed, c.size), c)
+
+
+def test_6bit_pack_hand_value():
+    # 1 | 2 << 6 | 3 << 12 | 63 << 18 = 0xFC3081 -> bytes 0x81, 0x30, 0xFC (little-endian)
+    np.testing.assert_array_equal(pack_6bit(np.array([1, 2, 3, 63])), [0x81, 0x30, 0xFC])

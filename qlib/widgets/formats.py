@@ -1,4 +1,9 @@
-"""Notebook 01's dtype explorer: type a value, pick a format -> what gets stored, and the grid around it."""
+"""Notebook 01's dtype explorer: type a value, pick a format -> what gets stored, and the grid around it.
+
+Formats: fp32, fp16, bf16, the small floats of 2025-26 (FP8 E4M3/E5M2, FP6 E3M2/E2M3, FP4 E2M1, from
+:mod:`qlib.minifloat`) and symmetric int8/int4 grids. ``saturate`` switches the small floats from a plain
+cast (e4m3: 500 -> NaN, e5m2: 70000 -> inf) to a saturating one (500 -> 448).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_choice
-from ..formats import FORMATS, round_to_format, to_bfloat16_bits
+from .. import minifloat
+from .._validate import check_choice, check_flag
+from ..formats import FORMATS, MINIFLOAT_OF, round_to_format, to_bfloat16_bits
 
-__all__ = ["Stored", "store", "int_step", "spacing", "draw_spacing", "readout", "controls"]
+__all__ = ["Stored", "store", "int_step", "spacing", "max_finite", "draw_spacing", "readout", "controls"]
 
 FORMAT_NAMES = tuple(FORMATS)
+
+# (mantissa bits, exponent of the smallest normal number) of the IEEE-style formats
+_IEEE = {"fp32": (23, -126), "fp16": (10, -14), "bf16": (7, -126)}
 
 
 class Stored(NamedTuple):
@@ -33,79 +42,128 @@ def int_step(fmt: str, int_range: float = 1.0) -> float:
     return float(int_range) / (127 if fmt == "int8" else 7)
 
 
+def max_finite(fmt: str, int_range: float = 1.0) -> float:
+    """Largest finite value of ``fmt`` (for int8/int4: the top of the grid, ``int_range``).
+
+    >>> max_finite("fp16"), max_finite("fp8_e4m3"), max_finite("fp4_e2m1")
+    (65504.0, 448.0, 6.0)
+    """
+    check_choice(fmt, "fmt", FORMAT_NAMES)
+    if fmt in ("int8", "int4"):
+        return float(int_range)
+    if fmt in MINIFLOAT_OF:
+        return minifloat.FLOAT_FORMATS[MINIFLOAT_OF[fmt]].max_finite
+    return float({"fp32": np.finfo(np.float32).max, "fp16": 65504.0, "bf16": 3.3895313892515355e38}[fmt])
+
+
 def spacing(value: float, fmt: str, int_range: float = 1.0) -> float:
     """Gap between neighbouring representable values of ``fmt`` near ``value``
-    (the constant step ``int_range / qmax`` for int8/int4; ``2^(e - mantissa bits)`` for the float formats).
+    (the constant step ``int_range / qmax`` for int8/int4; ``2^(e - mantissa bits)`` for the float
+    formats, with e = floor(log2 |value|) but at least the exponent of the smallest normal number).
 
     >>> spacing(1.0, "fp16"), spacing(1.0, "bf16"), spacing(1.0, "int8", int_range=63.5)
     (0.0009765625, 0.0078125, 0.5)
+    >>> spacing(300.0, "fp8_e4m3"), spacing(5.0, "fp4_e2m1"), spacing(0.0, "fp4_e2m1")
+    (32.0, 2.0, 0.5)
     """
     check_choice(fmt, "fmt", FORMAT_NAMES)
     if fmt in ("int8", "int4"):
         return int_step(fmt, int_range)
-    mant = {"fp32": 23, "fp16": 10, "bf16": 7}[fmt]
-    min_exp = {"fp32": -126, "fp16": -14, "bf16": -126}[fmt]
+    if fmt in MINIFLOAT_OF:
+        f = minifloat.FLOAT_FORMATS[MINIFLOAT_OF[fmt]]
+        mant, min_exp = f.mantissa_bits, 1 - f.bias
+    else:
+        mant, min_exp = _IEEE[fmt]
     a = abs(float(value))
     e = max(int(np.floor(np.log2(a))) if a > 0 else min_exp, min_exp)  # subnormals share the smallest gap
     return float(2.0 ** (e - mant))
 
 
-def store(value: float, fmt: str, int_range: float = 1.0) -> Stored:
-    """What ``fmt`` stores for ``value``: the nearest representable value and its bit pattern."""
+def _split(bits: str, e: int) -> str:
+    return f"{bits[0]} {bits[1:1 + e]} {bits[1 + e:]}"
+
+
+def store(value: float, fmt: str, int_range: float = 1.0, saturate: bool = False) -> Stored:
+    """What ``fmt`` stores for ``value``: the nearest representable value and its bit pattern
+    (``saturate`` applies to the FP8/FP6/FP4 formats only).
+
+    >>> s = store(500.0, "fp8_e4m3")
+    >>> s.bits, s.stored
+    ('0 1111 111', nan)
+    >>> store(500.0, "fp8_e4m3", saturate=True).bits
+    '0 1111 110'
+    """
     check_choice(fmt, "fmt", FORMAT_NAMES)
+    saturate = check_flag(saturate, "saturate")
     v = float(value)
     if not np.isfinite(v):
         raise ValueError(f"value must be a finite number, got {value!r}")
     step = int_step(fmt, int_range) if fmt in ("int8", "int4") else 1.0
-    stored = float(round_to_format(np.array([v]), fmt, step)[0])
+    stored = float(round_to_format(np.array([v]), fmt, step, saturate=saturate)[0])
     if fmt == "fp32":
-        bits = f"{np.array(v, np.float32).view(np.uint32):032b}"
-        bits = f"{bits[0]} {bits[1:9]} {bits[9:]}"
+        bits = _split(f"{np.array(v, np.float32).view(np.uint32):032b}", 8)
     elif fmt == "fp16":
         with np.errstate(over="ignore"):
-            bits = f"{np.array(v, np.float16).view(np.uint16):016b}"
-        bits = f"{bits[0]} {bits[1:6]} {bits[6:]}"
+            bits = _split(f"{np.array(v, np.float16).view(np.uint16):016b}", 5)
     elif fmt == "bf16":
-        bits = f"{int(to_bfloat16_bits(np.array([v]))[0]):016b}"
-        bits = f"{bits[0]} {bits[1:9]} {bits[9:]}"
+        bits = _split(f"{int(to_bfloat16_bits(np.array([v]))[0]):016b}", 8)
+    elif fmt in MINIFLOAT_OF:
+        f = minifloat.FLOAT_FORMATS[MINIFLOAT_OF[fmt]]
+        code = int(minifloat.encode([v], f.name, saturate=saturate)[0])
+        bits = _split(format(code, f"0{f.bits}b"), f.exponent_bits)
     else:
         n = 8 if fmt == "int8" else 4
         code = int(round(stored / step))
         bits = format(code & (2**n - 1), f"0{n}b") + f"  (code {code})"
-    return Stored(fmt, v, stored, bits, abs(stored - v), spacing(v, fmt, int_range))
+    err = abs(stored - v) if np.isfinite(stored) else float("inf")
+    return Stored(fmt, v, stored, bits, err, spacing(v, fmt, int_range))
 
 
 def readout(s: Stored) -> str:
-    """HTML line for the explorer."""
+    """HTML line for the explorer.
+
+    >>> "NaN" in readout(store(500.0, "fp8_e4m3")), "448" in readout(store(500.0, "fp8_e4m3"))
+    (True, True)
+    """
+    if np.isnan(s.stored):
+        return (f"<b>{s.fmt}</b> stores <code>{s.bits}</code> = <b>NaN</b>: overflow! E4M3 has no infinity, "
+                "so a plain cast of anything above 464 gives NaN; a <i>saturating</i> cast stores 448, "
+                "its largest value (tick <i>saturate</i>)")
     if not np.isfinite(s.stored):
-        return (f"<b>{s.fmt}</b> stores <code>{s.bits}</code> = <b>{s.stored}</b>: overflow! "
-                "fp16's largest finite value is 65504 — bf16 keeps fp32's range for exactly this reason")
+        why = ("fp16's largest finite value is 65504 — bf16 keeps fp32's range for exactly this reason"
+               if s.fmt == "fp16" else
+               f"{s.fmt}'s largest finite value is {max_finite(s.fmt):g}; a saturating cast stores that instead")
+        return f"<b>{s.fmt}</b> stores <code>{s.bits}</code> = <b>{s.stored}</b>: overflow! {why}"
     rel = s.abs_error / abs(s.value) if s.value else 0.0
+    note = ""
+    if s.fmt in MINIFLOAT_OF and abs(s.value) > max_finite(s.fmt):
+        note = f" &nbsp; (clamped to the largest value, {max_finite(s.fmt):g})"
     return (f"<b>{s.fmt}</b> stores <code>{s.bits}</code> = <b>{s.stored:.10g}</b> &nbsp; "
-            f"error {s.abs_error:.3g} ({rel:.2%}) &nbsp; gap to the next value here: {s.spacing:.3g}")
+            f"error {s.abs_error:.3g} ({rel:.2%}) &nbsp; gap to the next value here: {s.spacing:.3g}{note}")
 
 
-def draw_spacing(value: float, int_range: float = 1.0):
-    """Log-log plot of the gap between neighbouring values vs magnitude, per format, with ``value`` marked."""
+def draw_spacing(value: float, int_range: float = 1.0, fmt: str | None = None):
+    """Log-log plot of the gap between neighbouring values vs magnitude, per format, with ``value``
+    marked (``fmt``, if given, is drawn thicker). Each float curve stops at the format's largest value."""
     import matplotlib.pyplot as plt
 
-    mags = np.logspace(-6, 5, 400)
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for i, fmt in enumerate(FORMAT_NAMES):
-        gaps = np.array([spacing(m, fmt, int_range) for m in mags])
-        if fmt in ("int8", "int4"):
-            keep = mags <= int_range  # beyond the range the codes run out
-            ax.loglog(mags[keep], gaps[keep], lw=2, ls="--", color=f"C{i}",
-                      label=f"{fmt} on [−{int_range:g}, {int_range:g}] (step {int_step(fmt, int_range):.3g})")
-        else:
-            keep = mags <= (65504.0 if fmt == "fp16" else np.inf)  # fp16 overflows beyond 65504
-            ax.loglog(mags[keep], gaps[keep], lw=2, color=f"C{i}", label=fmt)
+    mags = np.logspace(-6, 5, 300)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    styles = {"fp32": "-", "fp16": "-", "bf16": "-", "int8": "--", "int4": "--"}
+    for i, name in enumerate(FORMAT_NAMES):
+        lw = 3.2 if name == fmt else 1.6
+        keep = mags <= max_finite(name, int_range)  # beyond it the format overflows or runs out of codes
+        gaps = np.array([spacing(m, name, int_range) for m in mags[keep]])
+        label = name
+        if name in ("int8", "int4"):
+            label = f"{name} on [−{int_range:g}, {int_range:g}] (step {int_step(name, int_range):.3g})"
+        ax.loglog(mags[keep], gaps, lw=lw, ls=styles.get(name, "-."), color=f"C{i}", label=label)
     ax.axvline(abs(value) if value else 1e-6, color="k", lw=1, ls=":", label=f"your value {value:g}")
     ax.set(xlabel="magnitude |x|", ylabel="gap to next representable value",
-           title="Floats: relative precision everywhere. Integers: one fixed step, a short range.")
-    ax.legend(fontsize=8, ncol=2)
+           title="Floats: relative precision, up to their largest value. Integers: one fixed step.")
+    ax.legend(fontsize=7, ncol=3, loc="upper left")
     ax.grid(alpha=0.3, which="both")
-    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.14, top=0.9)  # tight_layout costs a draw
+    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.12, top=0.92)  # tight_layout costs a draw
     return fig
 
 
@@ -116,5 +174,5 @@ def controls():
     return {
         "value": w.FloatText(value=0.1, description="value x", style=style),
         "fmt": w.Dropdown(options=FORMAT_NAMES, value="bf16", description="format", style=style),
+        "saturate": w.Checkbox(value=False, description="saturate (FP8/FP6/FP4)", style=style),
     }
-
