@@ -2,25 +2,63 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from . import expect_close, expect_equal, failed, passed
+from . import _show, as_number, call_learner, expect_name, failed, passed
 
 __all__ = ["ema_minmax_function", "kl_levels_by_hand", "outlier_winner"]
 
 
 def _outlier_batches(seed: int = 0):
+    """Signed batches whose minima differ from batch to batch (shifted Gaussians), one batch
+    with an outlier max (25) and one with a very negative min, plus a legal all-zero batch."""
     rng = np.random.default_rng(seed)
-    batches = [np.maximum(rng.normal(size=(int(n), 8)), 0).astype(np.float32) for n in rng.integers(5, 40, 12)]
+    shifts = rng.uniform(-1.5, 0.5, 12)
+    batches = [(rng.normal(size=(int(n), 8)) + s).astype(np.float32)
+               for n, s in zip(rng.integers(5, 40, 12), shifts)]
     batches[6] = batches[6].copy()
-    batches[6][0, 0] = 25.0  # one outlier batch
+    batches[6][0, 0] = 25.0     # one outlier batch (max)
+    batches[9] = batches[9].copy()
+    batches[9][1, 2] = -12.0    # one outlier batch (min)
     batches.insert(3, np.zeros((3, 8), np.float32))  # an all-zero batch is legal
     return batches
+
+
+def _ema_hint(lo, hi, batches, c, ref_lo, ref_hi):
+    """The most likely mistake behind a wrong ``(lo, hi)``."""
+    mins = [float(b.min()) for b in batches]
+    maxs = [float(b.max()) for b in batches]
+
+    def ema(vals, init):
+        r = init
+        for v in vals[1:]:
+            r += c * (v - r)
+        return r
+
+    near = lambda a, b: np.isclose(a, b, rtol=1e-6, atol=1e-9)  # noqa: E731
+    if near(hi, max(maxs)) or near(lo, min(mins)):
+        return "that is the running (plain) min/max; the EMA moves only a fraction c towards each batch's value"
+    if near(hi, np.mean(maxs)) or near(lo, np.mean(mins)):
+        return "that is the plain average of the batch values; the EMA weights them by c, the first batch initialises"
+    if near(hi, ref_hi) and not near(lo, ref_lo):
+        if near(lo, 0.0) or near(lo, mins[0]):
+            return "the min is not tracked: update it like the max, lo += c * (batch_min - lo)"
+        return "max is right, min is not: update the min with each batch's min, lo += c * (batch_min - lo)"
+    if near(hi, ema(maxs, 0.0)) or near(lo, ema(mins, 0.0)):
+        return "start from the first batch's min and max, not from 0"
+    if near(hi, maxs[0] + sum(c * (v - maxs[0]) for v in maxs[1:])):
+        return "each step moves from the *running* value, not from the first batch's value"
+    if near(hi, ema(maxs, maxs[0]) if len(maxs) < 2 else maxs[0] + c * (maxs[1] - maxs[0])):
+        return "every later batch must update the running value, not only the second one"
+    return "start from the first batch's min and max, then x_run += c * (batch_x - x_run) for each later batch"
 
 
 def ema_minmax_function(fn, averaging_constant: float = 0.01) -> None:
     """Exercise 1: ``fn(batches, c)`` must return the ``(min, max)`` of an EMA min-max observer:
     the first batch sets them, each later batch moves them by ``c * (batch value - running value)``.
+    The test batches are signed and their minima vary, so the min is checked as hard as the max.
 
     >>> from qlib.observers import MovingAverageMinMaxObserver as M
     >>> def ema(batches, c):
@@ -38,21 +76,29 @@ def ema_minmax_function(fn, averaging_constant: float = 0.01) -> None:
     for b in batches:
         ref.observe(b)
     lo_ok, hi_ok = ref.range()
-    try:
-        got = fn([b.copy() for b in batches], averaging_constant)
-        lo, hi = (float(v) for v in got)
-    except Exception as exc:  # noqa: BLE001 - show the learner what went wrong
-        failed(f"your function raised {type(exc).__name__}: {exc}",
-               "it takes (batches, c) and returns (min, max) as two numbers")
-        return
-    hint = "start from the first batch's min and max, then x_run += c * (batch_x - x_run) for each later batch"
-    if np.isclose(hi, max(float(b.max()) for b in batches)):
-        hint = "that is the running (plain) max; the EMA moves only a fraction c towards each batch's max"
-    elif np.isclose(hi, np.mean([float(b.max()) for b in batches])):
-        hint = "that is the plain average of the batch maxima; the EMA weights recent batches by c"
-    expect_close("max", hi, hi_ok, rtol=1e-6, hint=hint)
-    expect_close("min", lo, lo_ok, rtol=1e-6, atol=1e-12, hint=hint)
+    got = call_learner(fn, [b.copy() for b in batches], averaging_constant, expected_args="batches, c")
+    if isinstance(got, (str, bytes, dict, set)) or not hasattr(got, "__len__") or len(got) != 2:
+        failed(f"your function returned {_show(got)}; it should return two numbers, (min, max)",
+               "end with: return lo, hi")
+    lo = as_number("the min you returned", got[0])
+    hi = as_number("the max you returned", got[1])
+    if lo > hi:
+        failed(f"you returned min = {lo:.6g} > max = {hi:.6g}", "return (min, max) in this order")
+    if not (np.isclose(hi, hi_ok, rtol=1e-6) and np.isclose(lo, lo_ok, rtol=1e-6, atol=1e-12)):
+        which = "max" if not np.isclose(hi, hi_ok, rtol=1e-6) else "min"
+        failed(f"the {which} is off: you returned ({lo:.6g}, {hi:.6g})",
+               _ema_hint(lo, hi, batches, averaging_constant, lo_ok, hi_ok))
     passed("The outlier batch moved max by only 1 % of its excess; running min-max would jump to 25.")
+
+
+def _whole(name: str, got) -> int:
+    """An integer answer: ints (or floats with no fractional part, like 8.0); 8.9, "8", True, None refused."""
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (numbers.Real, np.ndarray)):
+        failed(f"{name} should be a whole number (a count of levels), got {_show(got)}")
+    v = as_number(name, got)
+    if v != np.floor(v):
+        failed(f"{name} = {_show(got)} is not a whole number: a count of levels is an integer")
+    return int(v)
 
 
 def kl_levels_by_hand(nq_signed, nq_unsigned, bits: int = 4) -> None:
@@ -61,10 +107,20 @@ def kl_levels_by_hand(nq_signed, nq_unsigned, bits: int = 4) -> None:
     >>> kl_levels_by_hand(8, 16)
     ✅ Correct! Signed 4-bit codes put 2^3 = 8 levels on [0, T]; unsigned codes put all 2^4 = 16 there.
     """
-    expect_equal("nq for signed data", int(nq_signed), 2 ** (bits - 1),
-                 hint="signed codes spend half their 2^bits levels on negative values")
-    expect_equal("nq for unsigned (post-ReLU) data", int(nq_unsigned), 2**bits,
-                 hint="unsigned codes spend all 2^bits levels on [0, T]")
+    s = _whole("nq for signed data", nq_signed)
+    u = _whole("nq for unsigned (post-ReLU) data", nq_unsigned)
+    if (s, u) == (2**bits, 2 ** (bits - 1)):
+        failed(f"you swapped them: ({s}, {u})", "which codes spend half of their levels on negative values?")
+    if s != 2 ** (bits - 1):
+        hint = "signed codes spend half their 2^bits levels on negative values"
+        if s in (2 ** (bits - 1) - 1, 2**bits - 1):
+            hint = "count levels, not the largest code: 2^(bits-1) levels, not 2^(bits-1) - 1"
+        failed(f"nq for signed data = {s}", hint)
+    if u != 2**bits:
+        hint = "unsigned codes spend all 2^bits levels on [0, T]"
+        if u == 2**bits - 1:
+            hint = "count levels, not the largest code (2^bits - 1): there are 2^bits of them"
+        failed(f"nq for unsigned (post-ReLU) data = {u}", hint)
     passed(f"Signed {bits}-bit codes put 2^{bits - 1} = {2 ** (bits - 1)} levels on [0, T]; "
            f"unsigned codes put all 2^{bits} = {2 ** bits} there.")
 
@@ -72,16 +128,17 @@ def kl_levels_by_hand(nq_signed, nq_unsigned, bits: int = 4) -> None:
 def outlier_winner(answer: str, bits: int = 4) -> None:
     """Exercise 3: on ReLU data with one huge outlier, which calibrator gives the smaller
     quantization MSE at ``bits`` bits, ``"minmax"`` or ``"percentile"`` (99.99)?
+    Equivalent spellings ("Percentile", "min-max", "MinMax") are accepted.
 
-    >>> outlier_winner("percentile")
+    >>> outlier_winner("Percentile")
     ✅ Correct! min-max stretches the grid to the outlier: MSE 0.431 vs 0.0342 with the 99.99th percentile.
     """
     from ..linear import fake_quantize
     from ..metrics import mse
     from ..observers import MinMaxObserver, PercentileObserver
 
-    if answer not in ("minmax", "percentile"):
-        failed(f"answer {answer!r} should be the string 'minmax' or 'percentile'")
+    answer = expect_name("answer", answer, ("minmax", "percentile"),
+                         hint='write answer = "minmax" or answer = "percentile" (with the quotes)')
     rng = np.random.default_rng(6)
     x = np.maximum(rng.normal(size=100_000), 0)
     x[123] = 60.0
