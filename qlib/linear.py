@@ -573,13 +573,13 @@ def fake_quantize(x, qp: QParams, rounding: str = "half_even") -> np.ndarray:
     s_ct = check_scale_fits(qp.scale, ct)
     xv, s, z, shape = qp._blocked(x.astype(ct, copy=False))
     s = s_ct.reshape(s.shape)
-    with np.errstate(over="ignore", invalid="ignore"):  # x / S -> inf is clamped below: correct
+    # x / S -> inf (huge x, tiny S) is clamped below, which is right; S * q -> inf is checked after
+    with np.errstate(over="ignore", invalid="ignore"):
         v = np.asarray(_ROUNDERS[rounding](np.divide(xv, s)))  # asarray: 0-d input gives a scalar
-    if qp.axis is None:
-        np.clip(v, qp.qmin - qp.zero_point, qp.qmax - qp.zero_point, out=v)
-    else:
-        v = np.clip(v, (qp.qmin - z).astype(ct), (qp.qmax - z).astype(ct))
-    with np.errstate(over="ignore"):
+        if qp.axis is None:
+            np.clip(v, qp.qmin - qp.zero_point, qp.qmax - qp.zero_point, out=v)
+        else:
+            v = np.clip(v, (qp.qmin - z).astype(ct), (qp.qmax - z).astype(ct))
         v *= s
         out = v.astype(out_dtype, copy=False).reshape(shape)
     if _overflow_possible(qp, s_ct, out_dtype):
