@@ -18,7 +18,9 @@ Two families:
 
 * **range trackers** -- :class:`MinMaxObserver` (running min and max),
   :class:`MovingAverageMinMaxObserver` (exponential moving average of each batch's min and
-  max, averaging constant 0.01 as in PyTorch and ONNX Runtime, the first batch initialises),
+  max, averaging constant 0.01 as in PyTorch, the first batch initialises; ONNX Runtime's
+  ``moving_average`` averages the batches of one ``collect_data`` call plainly and applies
+  the EMA only between calls),
   :class:`PerChannelMinMaxObserver` (one running min/max per channel);
 * **histogram calibrators** -- they collect a histogram of ``|x|`` (:class:`AbsHistogram`,
   2048 bins over ``[0, max|x|]``, growing when a later batch holds a larger value, as NVIDIA's
@@ -67,8 +69,11 @@ __all__ = [
 def ema_update(old, new, averaging_constant: float = 0.01):
     """Exponential moving average step: ``old + c * (new - old)`` = ``(1 - c) * old + c * new``.
 
-    PyTorch's ``MovingAverageMinMaxObserver`` and ONNX Runtime's ``moving_average`` option
-    use ``c = 0.01`` for both the running min and the running max.
+    PyTorch's ``MovingAverageMinMaxObserver`` applies it after every batch with ``c = 0.01``,
+    for both the running min and the running max. ONNX Runtime's ``moving_average`` option
+    (also ``c = 0.01``) applies it only between ``collect_data`` calls; within one call (all
+    that ``quantize_static`` makes by default) it takes the plain mean of the batch minima
+    and maxima (:func:`qlib.ptq.onnxruntime_minmax_range` runs it).
 
     >>> print(f"{ema_update(1.0, 11.0, 0.01):.2f}")
     1.10
@@ -563,7 +568,8 @@ class MinMaxObserver(Observer):
 
 
 class MovingAverageMinMaxObserver(MinMaxObserver):
-    """Exponential moving average of each batch's min and max (PyTorch, ONNX Runtime).
+    """Exponential moving average of each batch's min and max (PyTorch's ``MovingAverageMinMaxObserver``;
+    ONNX Runtime's ``moving_average`` does this per ``collect_data`` call, not per batch).
 
     The first batch sets ``min``/``max``; every later batch updates
     ``min <- min + c (batch_min - min)`` and the same for ``max`` (:func:`ema_update`),

@@ -428,3 +428,58 @@ def dynamic_quant_accuracy(model: MLP, X, y, w_bits: int = 8, a_bits: int = 8, p
             h = layer.forward(h)
         preds.append(h.argmax(axis=1))
     return float((np.concatenate(preds) == np.asarray(y)).mean())
+
+
+def onnxruntime_minmax_range(batches, moving_average: bool = True, averaging_constant: float = 0.01,
+                             batches_per_call: int | None = None) -> tuple:
+    """The ``(min, max)`` ONNX Runtime's ``MinMaxCalibrater`` computes for a tensor fed ``batches``.
+
+    Runs ORT itself (a one-node Identity model, calibrated on its input). ORT reduces every
+    batch to its min and max; within one ``collect_data`` call it then takes the plain mean
+    of those (``moving_average=True``) or their min/max; only between calls is the result
+    merged as an EMA, ``old + c * (new - old)``. ``quantize_static`` makes a single call
+    (``batches_per_call=None``), or one per ``CalibStridedMinMax`` batches
+    (``batches_per_call=k``). Needs the ``onnx`` and ``onnxruntime`` packages.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization.calibrate import CalibrationDataReader, MinMaxCalibrater
+
+    arrays = [as_float_array(b, "batch").astype(np.float32) for b in batches]
+    if not arrays:
+        raise ValueError("batches is empty: give at least one calibration batch")
+    ndim = arrays[0].ndim
+    if any(a.ndim != ndim for a in arrays):
+        raise ValueError("all batches must have the same number of dimensions (ORT's model input has one rank)")
+    k = len(arrays) if batches_per_call is None else int(batches_per_call)
+    if isinstance(batches_per_call, bool) or k < 1:
+        raise ValueError(f"batches_per_call must be None or a positive integer, got {batches_per_call!r}")
+    shape = [f"d{i}" for i in range(ndim)]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "calib",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self, chunk):
+            self._it = iter(chunk)
+
+        def get_next(self):
+            return next(({"x": a} for a in self._it), None)
+
+    with tempfile.TemporaryDirectory(prefix="qlib_ort_") as tmp:
+        path = Path(tmp) / "identity.onnx"
+        onnx.save(model, path)
+        cal = MinMaxCalibrater(path, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                               moving_average=moving_average, averaging_constant=averaging_constant)
+        cal.augment_graph()
+        cal.create_inference_session()
+        for start in range(0, len(arrays), k):
+            cal.collect_data(_Reader(arrays[start:start + k]))
+        lo, hi = cal.compute_data()["x"].range_value
+        del cal   # release the session before the folder goes
+    return float(np.asarray(lo).item()), float(np.asarray(hi).item())

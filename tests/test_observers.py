@@ -128,6 +128,24 @@ def test_ema_hand_values():
     assert mm.range() == (-3.0, 101.0)
 
 
+def test_onnxruntime_moving_average_is_a_plain_mean_within_one_call():
+    pytest.importorskip("onnxruntime")
+    from qlib.ptq import onnxruntime_minmax_range
+
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(16, 4)) + 0.2 * i).astype(np.float32) for i in range(8)]
+    mins, maxs = [float(b.min()) for b in batches], [float(b.max()) for b in batches]
+    lo, hi = onnxruntime_minmax_range(batches)                       # one collect_data call
+    assert lo == pytest.approx(np.mean(mins), rel=1e-6) and hi == pytest.approx(np.mean(maxs), rel=1e-6)
+    ema = MovingAverageMinMaxObserver()
+    for b in batches:
+        ema.observe(b)
+    assert abs(hi - ema.range()[1]) > 0.05                          # not the per-batch EMA ...
+    lo1, hi1 = onnxruntime_minmax_range(batches, batches_per_call=1)  # ... unless one call per batch
+    assert (lo1, hi1) == pytest.approx(ema.range(), rel=1e-6)
+    assert onnxruntime_minmax_range(batches, moving_average=False) == pytest.approx((min(mins), max(maxs)))
+
+
 def test_per_channel_unequal_batches():
     obs = PerChannelMinMaxObserver(axis=1, symmetric=True)
     obs.observe(np.array([[1.0, -2.0, 0.0]]))
