@@ -21,12 +21,19 @@ Rules checked on the way (a violation stops the build with a clear message): eve
 the next cell is a code cell that calls a checker (``check.something(...)``); no untagged
 code cell contains the markers (it would leak the solution into the student version).
 Student files whose source notebook is gone are deleted (and reported by ``--check``).
+
+``--check`` compares what the notebooks *say* -- cell types, sources, tags and outputs
+(see :func:`content`) -- not the bytes of the files: JupyterLab autosaves a notebook a
+learner merely opened (it rewrites ``metadata.language_info`` for the learner's Python,
+and with "save widget state" on, the widget state), and that must not make the student
+version look out of date.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -224,14 +231,80 @@ def _stale(expected: dict[Path, str], student_dir: Path, solutions_dir: Path) ->
     return sorted(p for p in existing if p not in expected)
 
 
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _output_content(out) -> tuple:
+    kind = out.get("output_type")
+    if kind == "stream":
+        return ("stream", out.get("name"), _text(out.get("text", "")))
+    if kind == "error":
+        return ("error", out.get("ename"), out.get("evalue"))
+    data = out.get("data", {})
+    return ("data", tuple(sorted(
+        (mime, json.dumps(v, sort_keys=True) if isinstance(v, dict) else _text(v).strip())
+        for mime, v in data.items())))
+
+
+def content(nb) -> list[tuple]:
+    """What a notebook says: per cell its type, source, tags and outputs (their text and data).
+
+    Left out on purpose, because JupyterLab rewrites them when it (auto)saves a notebook that
+    was only opened: notebook metadata (kernelspec, language_info, widget state), cell
+    metadata other than tags, execution counts, nbformat minor version, JSON layout, and
+    how a stream output is split into pieces.
+
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    >>> nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=["1", "\\n"])]
+    >>> saved = copy.deepcopy(nb)
+    >>> saved.metadata["language_info"] = {"name": "python", "version": "3.12.3"}
+    >>> saved.cells[0].execution_count = 7
+    >>> saved.cells[0].outputs[0]["text"] = "1\\n"
+    >>> content(saved) == content(nb)
+    True
+    >>> saved.cells[0].source = "print(2)"
+    >>> content(saved) == content(nb)
+    False
+    """
+    cells = []
+    for cell in nb.cells:
+        entry = (cell.cell_type, _text(cell.source), tuple(cell.get("metadata", {}).get("tags", [])))
+        if cell.cell_type == "code":
+            outputs, merged = [], []
+            for out in cell.get("outputs", []):
+                item = _output_content(out)
+                if item[0] == "stream" and merged and merged[-1][0] == "stream" and merged[-1][1] == item[1]:
+                    merged[-1] = ("stream", item[1], merged[-1][2] + item[2])   # JupyterLab joins streams
+                else:
+                    merged.append(item)
+            outputs = merged
+            entry += (tuple(outputs),)
+        cells.append(entry)
+    return cells
+
+
+def _same_notebook(path: Path, text: str) -> bool:
+    try:
+        existing = nbformat.read(path, as_version=4)
+    except Exception:   # unreadable or not a notebook: rebuild it
+        return False
+    return content(existing) == content(nbformat.reads(text, as_version=4))
+
+
 def check(src: Path, student_dir: Path, solutions_dir: Path) -> list[str]:
-    """Problems that make student/ or solutions/ out of date (empty list = in sync)."""
+    """Problems that make student/ or solutions/ out of date (empty list = in sync).
+
+    Student notebooks are compared by :func:`content` (what autosave leaves alone), the
+    generated text files byte for byte.
+    """
     expected = build(src, student_dir, solutions_dir)
     problems = []
     for path, text in expected.items():
         if not path.exists():
             problems.append(f"missing: {path.relative_to(path.parents[1])}")
-        elif path.read_text(encoding="utf-8") != text:
+        elif not (_same_notebook(path, text) if path.suffix == ".ipynb"
+                  else path.read_text(encoding="utf-8") == text):
             problems.append(f"out of date: {path.relative_to(path.parents[1])}")
     problems += [f"stale (its notebook is gone): {p.relative_to(p.parents[1])}"
                  for p in _stale(expected, student_dir, solutions_dir)]

@@ -135,6 +135,43 @@ def test_build_check_and_stale_files(tmp_path):
     assert build_student.check(src, stu, sol) == []
 
 
+def _autosave(path):
+    """Rewrite ``path`` the way JupyterLab saves a notebook a learner only opened: its own Python in
+    ``language_info``, the (empty) widget state, consecutive stream outputs joined into one, and its
+    own JSON layout. What the notebook *says* stays the same."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["language_info"] = {"name": "python", "version": "3.12.3", "mimetype": "text/x-python"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2,
+                                                                             "version_minor": 0}}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and len(cell.outputs) > 1 and all(o.output_type == "stream" for o in cell.outputs):
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                   text="".join(o.text for o in cell.outputs))]
+        cell.metadata["trusted"] = True
+    path.write_text(nbformat.writes(nb, version=4).replace("\n ", "\n  ") + "\n", encoding="utf-8")
+
+
+def test_check_survives_jupyterlab_autosave(tmp_path):
+    # Opening a notebook in JupyterLab rewrites it (autosave); the student version must not look stale.
+    src, stu, sol = tmp_path / "nb", tmp_path / "student", tmp_path / "solutions"
+    src.mkdir()
+    kept = _code("print(1)\nprint(2)")
+    kept.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in ("1\n", "2\n")]
+    kept.execution_count = 3
+    nb = _nb(_code("# BEGIN SOLUTION\ny = 1\n# END SOLUTION", ["solution"]), _code("check.a(y)"), kept)
+    nbformat.write(nb, src / "01_demo.ipynb")
+    build_student.write(src, stu, sol)
+    before = (src / "01_demo.ipynb").read_bytes()
+    _autosave(src / "01_demo.ipynb")
+    _autosave(stu / "01_demo.ipynb")
+    assert (src / "01_demo.ipynb").read_bytes() != before              # the files did change ...
+    assert build_student.check(src, stu, sol) == []                    # ... what they say did not
+    saved = nbformat.read(src / "01_demo.ipynb", as_version=4)         # a real edit is still noticed
+    saved.cells[2].source = "print(3)"
+    nbformat.write(saved, src / "01_demo.ipynb")
+    assert any("out of date" in p for p in build_student.check(src, stu, sol))
+
+
 def test_build_html_embeds_figures_links_pages_and_replaces_widgets(tmp_path):
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
     fig = _code("plot()")
