@@ -472,3 +472,41 @@ def test_environment_yml_resolves_with_pip():
     if proc.returncode != 0 and any(n in out for n in network):
         pytest.skip(f"offline: pip could not reach the package index:\n{out[-1500:]}")
     assert proc.returncode == 0, f"environment.yml does not resolve with pip:\n{' '.join(specs)}\n{out[-3000:]}"
+
+
+# --------------------------------------------------------------------------- the README's commands
+
+def _bash_blocks(markdown: str, heading: str) -> list[str]:
+    """The lines (comments and blanks stripped) of the ```bash blocks in the README section ``heading``."""
+    section = markdown.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+        lines += [ln.split("  #")[0].strip() for ln in block.splitlines()
+                  if ln.strip() and not ln.strip().startswith("#")]
+    return lines
+
+
+def test_ci_runs_exactly_the_readme_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = [ln for ln in _bash_blocks(readme, "Run it") if not ln.startswith("jupyter ")]
+    test = _bash_blocks(readme, "Test it")
+    ci = [ln.split("  #")[0].strip() for ln in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    start = ci.index(". .ci-venv/bin/activate") + 1                 # after a fresh venv is made and entered
+    assert "rm -rf .ci-venv" in ci[:start], ".ci/run must start from a new virtual environment"
+    assert [ln for ln in ci[start:] if ln] == install + test, (
+        "the install and test lines of .ci/run must be the README's, verbatim:\n"
+        f"  README: {install + test}\n  .ci/run: {[ln for ln in ci[start:] if ln]}")
+
+
+def test_readme_open_command_serves_the_project_folder(monkeypatch):
+    # jupyter_server's own rule: a file argument alone makes its folder the root (notebooks/ only,
+    # student/ and docs/ hidden); the README's command must serve the project folder at notebook 00.
+    from jupyter_server.serverapp import ServerApp
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (command,) = [ln for ln in _bash_blocks(readme, "Run it") if ln.startswith("jupyter lab")]
+    monkeypatch.chdir(ROOT)
+    app = ServerApp()
+    app.parse_command_line(command.split()[2:])
+    assert Path(app.root_dir).resolve() == ROOT, f"`{command}` serves {app.root_dir}, not the project folder"
+    assert app._resolve_file_to_run_and_root_dir() == "notebooks/00_start_here.ipynb"
