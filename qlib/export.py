@@ -364,24 +364,37 @@ def u8s8_saturating_accumulate(x_codes, w_codes, x_zero_point, bias) -> np.ndarr
 
 
 # ----------------------------------------------------------------------------- encodings / hardware
-def encodings_for(qmodel) -> dict:
-    """The model's AIMET/SNPE-style encodings (``activation_encodings`` / ``param_encodings``).
+def encodings_for(qmodel, graph: str = "float", version: str = "0.6.1") -> dict:
+    """The model's AIMET/SNPE encodings (``activation_encodings`` / ``param_encodings``), AIMET format ``version``.
 
-    Activations by the ONNX graph's tensor names (``input``, ``relu1``, ...), parameters as
-    ``fc1.weight`` (per-channel: one entry per output channel) and ``fc1.bias`` (32-bit).
+    The names are tensor names of one ONNX graph, chosen by ``graph``:
+
+    * ``"float"`` (default): the float graph :func:`fp32_to_onnx` writes for the model -- what AIMET
+      exports next to its encodings and what SNPE/QNN converters take with ``--quantization_overrides``.
+      Activations ``input``, ``relu1``, ``relu2``, ``fc3`` (a layer followed by a ReLU is quantized
+      after the ReLU), parameters the initializers ``fc1.weight``, ``fc1.bias``, ...
+    * ``"qdq"``: the QDQ graph of :func:`to_onnx`; each activation is named by the float tensor its
+      ``QuantizeLinear`` reads (``input``, ``relu1_relu``, ``relu2_relu``, ``fc3.add``), each parameter by
+      its ``DequantizeLinear`` output (``fc1.weight``, ``fc1.bias``).
+
+    Per-channel weights have one entry per output channel; biases are 32-bit (scale ``S_in * S_w``).
     Uses :func:`qlib.snpe.to_encodings_dict`.
     """
     from .snpe import to_encodings_dict
 
+    if graph not in ("float", "qdq"):
+        raise ValueError(f"graph={graph!r} is not one of 'float', 'qdq'")
     layers = _layers(qmodel)
     names = tensor_names(qmodel)
+    if graph == "qdq":
+        names = [names[0]] + [f"{n}_relu" if L.relu else f"{L.name}.add" for n, L in zip(names[1:], layers)]
     acts = {names[0]: layers[0].in_qp}
     acts.update({n: L.out_qp for n, L in zip(names[1:], layers)})
     params = {}
     for L in layers:
         params[f"{L.name}.weight"] = L.w_qp
         params[f"{L.name}.bias"] = bias_qparams(L)
-    return to_encodings_dict(acts, params)
+    return to_encodings_dict(acts, params, version=version)
 
 
 def cpu_has_vnni():

@@ -123,6 +123,7 @@ def test_encodings_json(setup):
     _, _, qms = setup
     qm = qms[True]
     enc = json.loads(json.dumps(E.encodings_for(qm)))
+    assert enc["version"] == "0.6.1"
     assert list(enc["activation_encodings"]) == ["input", "relu1", "relu2", "fc3"]
     assert len(enc["param_encodings"]["fc1.weight"]) == 128  # per-channel: one entry per output
     e = enc["activation_encodings"]["relu1"][0]
@@ -173,3 +174,31 @@ def test_broken_graph_fails_the_checker(setup):
 def test_compare_codes_shape_mismatch():
     with pytest.raises(ValueError, match="shapes"):
         E.compare_codes(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
+
+
+def _graph_tensors(model):
+    g = model.graph
+    return {i.name for i in g.input} | {o for n in g.node for o in n.output} | {t.name for t in g.initializer}
+
+
+@pytest.mark.parametrize("version", ["0.6.1", "1.0.0"])
+def test_encodings_names_are_tensors_of_their_graph(setup, version):
+    # the old encodings_for named activations relu1, fc3 ... while the QDQ graph written next to them
+    # has relu1_relu, fc3.add: a reader matching names to tensors found nothing
+    d, m, qms = setup
+    qm = qms[True]
+    from qlib.snpe import load_encodings
+
+    for graph, onnx_model in (("float", E.fp32_to_onnx(m)), ("qdq", E.to_onnx(qm))):
+        enc = E.encodings_for(qm, graph=graph, version=version)
+        back = load_encodings(json.dumps(enc))
+        tensors = _graph_tensors(onnx_model)
+        acts = load_encodings(enc, section="activation_encodings")
+        assert len(acts) == len(qm.layers) + 1
+        assert set(acts) <= tensors, (graph, set(acts) - tensors)
+        assert set(back) - set(acts) <= tensors
+    qdq = E.to_onnx(qm)
+    quantized = [n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"]
+    assert list(load_encodings(E.encodings_for(qm, graph="qdq"), section="activation_encodings")) == quantized
+    with pytest.raises(ValueError, match="graph"):
+        E.encodings_for(qm, graph="tflite")

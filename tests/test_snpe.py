@@ -1,5 +1,6 @@
 """qlib.snpe: the seed's SNPE examples, AIMET's invariants, bitwidth flags, JSON schema and round trip."""
 
+import datetime
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from qlib.snpe import (
     SnpeEncoding,
     check_snpe_bitwidth,
     encoding_entry,
+    encoding_entry_v1,
     encoding_to_qparams,
     encodings_json,
     load_encodings,
@@ -251,6 +253,39 @@ def test_bad_ranges(lo, hi, msg):
         snpe_encoding(lo, hi)
 
 
+def test_huge_range_is_refused_not_nan():
+    # max - min overflows float64: the old code returned min = max = NaN and scale = inf
+    with pytest.raises(ValueError, match="overflows"):
+        snpe_encoding(-1e308, 1e308)
+    e = snpe_encoding(-1e307, 1e307)  # still finite: computed normally
+    assert np.isfinite([e.min, e.max, e.scale]).all()
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False), np.datetime64("2020-01-01"), np.timedelta64(3, "s"),
+                                   datetime.datetime(2020, 1, 1), datetime.timedelta(seconds=1),
+                                   np.array([True]), np.array(["2020-01-01"], dtype="datetime64[D]")])
+def test_bool_and_datetime_are_not_real_numbers(value):
+    # True and np.timedelta64 used to be accepted as 1.0 and 3.0; np.datetime64 as days since 1970
+    with pytest.raises(ValueError, match="real number"):
+        snpe_encoding(value, 10.0)
+    with pytest.raises(ValueError, match="real number"):
+        snpe_encoding(-1.0, value)
+    with pytest.raises(ValueError, match="real number"):
+        snpe_bias_encoding(value, 0.01)
+
+
+def test_bias_scale_under_or_overflow_is_refused():
+    with pytest.raises(ValueError, match="overflows"):
+        snpe_bias_encoding(1e300, 1e300)  # was scale = inf, min/max = -inf/inf
+    with pytest.raises(ValueError, match="overflows"):
+        snpe_bias_encoding(1e-300, 1e-300)  # was scale = 0.0
+
+
+def test_model_encodings_bad_model():
+    with pytest.raises(ValueError, match="qlib MLP"):
+        snpe_model_encodings(None, np.zeros((2, 64)))
+
+
 def test_inputs_not_mutated():
     w = np.array([[-1.0, 0.5], [0.0, 2.0]])
     before = w.copy()
@@ -280,10 +315,11 @@ def reference_encodings():
 def test_reference_model_json_schema(reference_encodings):
     model, (acts, params) = reference_encodings
     d = json.loads(encodings_json(acts, params))
-    assert list(d) == ["activation_encodings", "param_encodings"]
+    assert list(d) == ["version", "activation_encodings", "param_encodings"]
+    assert d["version"] == "0.6.1"  # without it AIMET/QNN read the file as the old 0.4.0 layout
     assert list(d["activation_encodings"]) == ["input", "fc1", "relu1", "fc2", "relu2", "fc3"]
     assert list(d["param_encodings"]) == [f"fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")]
-    for section in d.values():
+    for section in (d["activation_encodings"], d["param_encodings"]):
         for name, entries in section.items():
             assert isinstance(entries, list)
             for e in entries:
@@ -366,25 +402,10 @@ def test_exporter_bad_inputs():
         to_encodings_dict({}, {"w": blocked})
 
 
-@pytest.mark.parametrize("data,msg", [
-    ({"foo": {}}, "activation_encodings"),
-    ({"activation_encodings": {"x": []}}, "non-empty list"),
-    ({"activation_encodings": {"x": [{"bitwidth": 8}]}}, "misses"),
-    ({"activation_encodings": {"x": [dict(encoding_entry(snpe_encoding(0, 1)), dtype="float")]}}, "dtype"),
-    ({"activation_encodings": {"x": [dict(encoding_entry(snpe_encoding(0, 1)), is_symmetric="yes")]}},
-     "is_symmetric"),
-    ("{not json", "JSON"),
-    (42, "path, JSON text or a dict"),
-])
-def test_load_bad_inputs(data, msg):
-    with pytest.raises(ValueError, match=msg):
-        load_encodings(data)
-
-
 def test_load_duplicate_names_across_sections():
     e = encoding_entry(snpe_encoding(0, 1))
     with pytest.raises(ValueError, match="both sections"):
-        load_encodings({"activation_encodings": {"x": [e]}, "param_encodings": {"x": [e]}})
+        load_encodings({"version": "0.6.1", "activation_encodings": {"x": [e]}, "param_encodings": {"x": [e]}})
 
 
 def test_frozen_encoding():
@@ -392,3 +413,236 @@ def test_frozen_encoding():
     assert isinstance(e, SnpeEncoding)
     with pytest.raises(Exception):
         e.offset = 0
+
+
+# ----------------------------------------------------------------------------- encodings versions 0.6.1 / 1.0.0
+
+def _mixed_params():
+    acts = {"x": qparams_from_range(-1.8, 0.5), "y": qparams_from_range(0.0, 6.0, bits=16)}
+    params = {"w": qparams_from_tensor(np.array([[1.0, -2.0], [0.5, 0.25]]), symmetric=True, axis=0),
+              "wn": qparams_from_tensor(np.array([[1.0, -2.0], [0.5, 0.25]]), symmetric=True, axis=0,
+                                        narrow_range=True),
+              "b": QParams(scale=1e-5, zero_point=0, qmin=-(2**31), qmax=2**31 - 1, bits=32, symmetric=True)}
+    return acts, params
+
+
+def _same_qparams(a, b):
+    assert (a.qmin, a.qmax, a.bits, a.axis) == (b.qmin, b.qmax, b.bits, b.axis)
+    np.testing.assert_array_equal(a.scale, b.scale)
+    np.testing.assert_array_equal(a.zero_point, b.zero_point)
+
+
+@pytest.mark.parametrize("version", ["0.6.1", "1.0.0"])
+def test_both_versions_round_trip(version, tmp_path):
+    acts, params = _mixed_params()
+    text = encodings_json(acts, params, version=version)
+    d = json.loads(text)
+    assert d["version"] == version
+    path = tmp_path / "m.encodings"
+    path.write_text(text)
+    for source in (text, d, path, str(path)):
+        back = load_encodings(source)
+        assert list(back) == [*acts, *params]
+        for name, qp in {**acts, **params}.items():
+            _same_qparams(back[name], qp)
+
+
+def test_version_100_schema():
+    acts, params = _mixed_params()
+    d = to_encodings_dict(acts, params, version="1.0.0")
+    assert isinstance(d["activation_encodings"], list) and isinstance(d["param_encodings"], list)
+    for e in d["activation_encodings"] + d["param_encodings"]:
+        assert set(e) == {"name", "dtype", "enc_type", "is_sym", "bw", "scale", "offset"}
+        assert e["dtype"] == "INT" and isinstance(e["is_sym"], bool) and isinstance(e["bw"], int)
+        assert len(e["scale"]) == len(e["offset"])
+    by_name = {e["name"]: e for e in d["param_encodings"]}
+    assert by_name["w"]["enc_type"] == "PER_CHANNEL" and by_name["w"]["offset"] == [-128, -128]
+    assert by_name["wn"]["offset"] == [-127, -127]
+    assert by_name["b"] == {"name": "b", "dtype": "INT", "enc_type": "PER_TENSOR", "is_sym": True, "bw": 32,
+                            "scale": [1e-5], "offset": [-(2**31)]}
+    x = d["activation_encodings"][0]
+    assert (x["name"], x["enc_type"], x["is_sym"], x["offset"]) == ("x", "PER_TENSOR", False, [-200])
+    with pytest.raises(ValueError, match="version"):
+        to_encodings_dict(acts, params, version="0.4.0")
+
+
+def test_aimet_style_100_file_with_float_offsets():
+    # AIMET 2 writes offsets as floats (-128.0) and adds excluded_layers / quantizer_args
+    d = {"version": "1.0.0", "excluded_layers": [], "quantizer_args": {"activation_bitwidth": 8},
+         "activation_encodings": [{"name": "input", "dtype": "INT", "enc_type": "PER_TENSOR", "is_sym": False,
+                                   "bw": 8, "scale": [0.031], "offset": [0.0]}],
+         "param_encodings": [{"name": "conv1.weight", "dtype": "INT", "enc_type": "PER_CHANNEL", "is_sym": True,
+                              "bw": 8, "scale": [0.012, 0.015, 0.011], "offset": [-128.0, -128.0, -128.0]}]}
+    back = load_encodings(d)
+    assert back["input"].zero_point == 0 and back["input"].qmax == 255
+    assert back["conv1.weight"].axis == 0 and back["conv1.weight"].qmin == -128
+    np.testing.assert_array_equal(back["conv1.weight"].scale, [0.012, 0.015, 0.011])
+
+
+def _doc061(**changes):
+    e = dict(encoding_entry(snpe_encoding(-1.8, 0.5)), **changes)
+    return {"version": "0.6.1", "activation_encodings": {"x": [e]}}
+
+
+def _doc100(**changes):
+    e = dict(encoding_entry_v1("x", snpe_encoding(-1.8, 0.5)), **changes)
+    return {"version": "1.0.0", "activation_encodings": [e]}
+
+
+def _sym061(**changes):
+    e = dict(encoding_entry(qparams_to_encoding(qparams_from_range(-1.0, 1.0, symmetric=True))), **changes)
+    return {"version": "0.6.1", "param_encodings": {"w": [e]}}
+
+
+@pytest.mark.parametrize("data,msg", [
+    # what the old reader did with these in brackets
+    ({k: v for k, v in _doc061().items() if k != "version"}, "no 'version'"),        # (read as if 0.6.1)
+    (dict(_doc061(), version="0.4.0"), "version '0.4.0' is not supported"),
+    (dict(_doc061(), version=1), "version 1 is not supported"),
+    (_doc061(scale=0.0), "scale must be > 0"),                       # (ZeroDivisionError in _grid for symmetric)
+    (_sym061(scale=0.0), "scale must be > 0"),                       # (ZeroDivisionError)
+    (_doc061(offset=-200.9), "offset must be a whole number"),       # (silently truncated to -200)
+    (_doc061(bitwidth=8.7), "bitwidth must be a whole number"),      # (silently 8)
+    (_doc061(bitwidth="8"), "bitwidth must be a number"),            # (silently 8)
+    (_doc061(bitwidth=None), "bitwidth must be a number"),           # (TypeError)
+    (_doc061(offset=10**400), "too large"),                          # (OverflowError)
+    (_doc061(offset=1e300), "offset = -Z must lie in"),
+    (_doc061(bitwidth=12345678901234567890), "not supported"),
+    (_doc061(min=1.0, max=-1.0), "min > max"),                       # (accepted)
+    (_doc061(min=-1.0), "contradict scale and offset"),              # (accepted)
+    (_doc061(max=0.9), "contradict scale and offset"),
+    (_doc061(offset=5), "must lie in"),                              # (accepted: a negative zero point)
+    (_doc061(offset=-256), "must lie in"),
+    (_sym061(offset=0), "offset must be -2\\^7 = -128"),             # (accepted: symmetric with offset 0)
+    (_sym061(offset=-100), "offset must be -2\\^7 = -128"),
+    (_doc061(scale="0.01"), "scale must be a number"),
+    (_doc061(min=None), "min must be a number"),
+    (_doc061(dtype="float"), "float"),
+    (_doc061(is_symmetric="yes"), "is_symmetric"),
+    ({"version": "0.6.1", "activation_encodings": [1]}, "maps tensor names"),
+    ({"version": "0.6.1", "activation_encodings": {"x": [3]}}, "must be an object"),
+    ({"version": "0.6.1", "activation_encodings": {"x": []}}, "non-empty list"),
+    ({"version": "0.6.1", "activation_encodings": {"x": [{"bitwidth": 8}]}}, "misses"),
+    ({"version": "0.6.1", "foo": {}}, "activation_encodings"),
+    ({"version": "1.0.0", "activation_encodings": {"x": []}}, "is a list of entries"),  # (AttributeError)
+    ({"version": "1.0.0", "activation_encodings": [[1, 2]]}, "must be an object"),
+    (_doc100(name=None), "needs a 'name'"),
+    (_doc100(enc_type="PER_BLOCK"), "block-wise"),
+    (_doc100(dtype="FLOAT"), "float"),
+    (_doc100(scale=[0.1, 0.2], offset=[-200, -200]), "one scale"),
+    (_doc100(scale=0.1), "lists of the same length"),
+    (_doc100(offset=[-200.5]), "whole number"),
+    (_doc100(is_sym=True), "offset must be -2\\^7"),
+    (_doc100(bw=8.5), "whole number"),
+    ({"version": "1.0.0", "activation_encodings": [encoding_entry_v1("x", snpe_encoding(0, 1))] * 2},
+     "more than once"),
+    ("[1, 2]", "JSON object"),
+    ("{not json", "JSON"),
+    ('{"version": "0.6.1", "activation_encodings": {"x": [{"scale": NaN}]}}', "NaN"),
+    ("not json and not a file", "neither JSON text"),                # (FileNotFoundError: treated as a path)
+    ("x" * 5000, "neither JSON text"),                               # (OSError: file name too long)
+    ("a\0b", "neither JSON text"),                                   # (ValueError from open, by luck)
+    (42, "path, JSON text or a dict"),
+    (b"{}", "path, JSON text or a dict"),
+])
+def test_load_refuses_malformed_files(data, msg):
+    with pytest.raises(ValueError, match=msg):
+        load_encodings(data)
+
+
+def test_load_missing_file_and_binary_file(tmp_path):
+    with pytest.raises(ValueError, match="neither JSON text"):
+        load_encodings(tmp_path / "missing.json")
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_encodings(tmp_path / "bin.json")
+    with pytest.raises(ValueError, match="axis"):
+        load_encodings(_doc061(), axis="0")
+
+
+def test_writer_refuses_grids_snpe_cannot_express():
+    # an asymmetric grid with fewer than 2^n codes would be read back as the full grid
+    narrow_asym = QParams(scale=0.1, zero_point=3, qmin=0, qmax=254, bits=8)
+    with pytest.raises(ValueError, match="all 2\\^8 codes"):
+        qparams_to_encoding(narrow_asym)
+    # unsigned symmetric codes (Z = 128 on [0, 255]) are, for AIMET, an asymmetric encoding with offset -128
+    e = qparams_to_encoding(qparams_from_range(0.0, 1.0, symmetric=True, signed=False))
+    assert (e.offset, e.is_symmetric) == (-128, False)
+
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                       st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6))
+_json = st.recursive(_json_leaf, lambda c: st.one_of(st.lists(c, max_size=4),
+                                                      st.dictionaries(st.text(max_size=6), c, max_size=4)),
+                     max_leaves=20)
+_fields061 = ["bitwidth", "dtype", "is_symmetric", "min", "max", "offset", "scale"]
+_fields100 = ["name", "dtype", "enc_type", "is_sym", "bw", "scale", "offset"]
+
+
+def _only_value_error(data):
+    try:
+        load_encodings(data)
+    except ValueError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_json, st.dictionaries(st.sampled_from(["version", "activation_encodings", "param_encodings"]),
+                                        _json, max_size=3)))
+def test_fuzz_junk_documents_raise_only_value_error(data):
+    _only_value_error(data)
+    try:
+        text = json.dumps(data)
+    except (ValueError, TypeError):
+        return
+    _only_value_error(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["0.6.1", "1.0.0"]), st.data())
+def test_fuzz_one_corrupted_field_raises_only_value_error(version, data):
+    if version == "0.6.1":
+        doc = _sym061() if data.draw(st.booleans()) else _doc061()
+        section = next(k for k in doc if k != "version")
+        entry = next(iter(doc[section].values()))[0]
+        fields = _fields061
+    else:
+        doc = _doc100()
+        entry = doc["activation_encodings"][0]
+        fields = _fields100
+    key = data.draw(st.sampled_from(fields))
+    if data.draw(st.booleans()):
+        del entry[key]
+    else:
+        entry[key] = data.draw(_json)
+    _only_value_error(doc)
+    _only_value_error(json.dumps(doc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_fuzz_text_raises_only_value_error(text):
+    _only_value_error(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranges, st.sampled_from([8, 16]), st.sampled_from(["0.6.1", "1.0.0"]), st.booleans())
+def test_round_trip_property(r, bits, version, symmetric):
+    qp = qparams_from_range(r[0], r[1], bits=bits, symmetric=symmetric) if r[1] - r[0] > 1e-3 else \
+        qparams_from_range(r[0], r[0] + 1.0, bits=bits, symmetric=symmetric)
+    back = load_encodings(encodings_json({"t": qp}, {}, version=version))["t"]
+    _same_qparams(back, qp)
+
+
+def test_activation_names_are_tensor_names_of_the_float_graph(reference_encodings):
+    # the encodings of snpe_model_encodings are meant for the float ONNX graph (what an SNPE/QNN
+    # converter takes together with --quantization_overrides): every name must be one of its tensors
+    onnx = pytest.importorskip("onnx")
+    from qlib.export import fp32_to_onnx
+
+    model, (acts, params) = reference_encodings
+    g = fp32_to_onnx(model).graph
+    tensors = {i.name for i in g.input} | {o for n in g.node for o in n.output}
+    assert set(acts) <= tensors, set(acts) - tensors
+    assert set(params) <= {t.name for t in g.initializer}
+    assert onnx is not None
