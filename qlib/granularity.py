@@ -27,6 +27,7 @@ import numpy as np
 from ._validate import as_float_array, check_axis, check_bits, check_choice
 from .bn import fold_batchnorm
 from .linear import QParams, fake_quantize, qparams_from_range, qparams_from_tensor
+from .metrics import _difference, log10_sum_square, mean_square, mse
 
 __all__ = [
     "GRANULARITIES",
@@ -212,17 +213,29 @@ def per_channel_error(w, w_hat, axis: int = 0, metric: str = "mse") -> np.ndarra
         raise ValueError(f"w has shape {w.shape} but w_hat has shape {w_hat.shape}")
     axis = check_axis(axis, w.ndim)
     other = tuple(i for i in range(w.ndim) if i != axis)
-    err = w_hat - w
+    err = _difference(w, w_hat)  # refuses an overflowing difference
     if metric == "mse":
-        return np.mean(err**2, axis=other)
+        return mean_square(err, axis=other) if other else mean_square(err[..., None], axis=-1)
     if metric == "max_abs":
         return np.max(np.abs(err), axis=other)
-    noise = np.sum(err**2, axis=other)
-    signal = np.sum(w**2, axis=other)
+    with np.errstate(over="ignore", under="ignore"):
+        noise = np.sum(err**2, axis=other)
+        signal = np.sum(w**2, axis=other)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 10.0 * (np.log10(signal) - np.log10(noise))
-    out[noise == 0] = np.inf
-    out[(signal == 0) & (noise > 0)] = -np.inf
+    # where a sum overflowed or underflowed, take both sums in the log domain instead
+    redo = ~np.isfinite(signal) | ~np.isfinite(noise) | (signal == 0) | (noise == 0)
+    if redo.any():
+        ax = other if other else None
+        w_r, e_r = (w, err) if other else (w[..., None], err[..., None])
+        with np.errstate(invalid="ignore"):  # -inf - -inf for an all-zero channel: set to inf below
+            safe = 10.0 * (log10_sum_square(w_r, axis=ax if other else -1) - log10_sum_square(e_r, axis=ax if other else -1))
+        out = np.where(redo, safe, out)
+    exact = ~np.any(err != 0, axis=other) if other else (err == 0)
+    silent = ~np.any(w != 0, axis=other) if other else (w == 0)
+    out = np.asarray(out, dtype=np.float64)
+    out[exact] = np.inf
+    out[silent & ~exact] = -np.inf
     return out
 
 
@@ -255,7 +268,7 @@ def group_size_sweep(w, bits_list=(3, 4), group_sizes=None, axis: int = 1, symme
     for bits in bits_list:
         for g in group_sizes:
             qp = qparams_from_tensor(w, bits=bits, symmetric=symmetric, axis=axis, group_size=g)
-            err = float(np.mean((fake_quantize(w, qp).astype(np.float64) - w) ** 2))
+            err = mse(w, fake_quantize(w, qp))
             points.append(SweepPoint(int(bits), int(g), err,
                                      effective_bits_per_weight(bits, g, scale_bits, zero_point_bits)))
     return points

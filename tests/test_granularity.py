@@ -466,3 +466,14 @@ def test_nb04_checkers_accept_right_and_reject_wrong_answers(model_and_data, cap
             check.check_best_config(wrong, W2)
     out = capsys.readouterr().out
     assert "over the budget" in out and "Correct" in out
+
+
+def test_per_channel_sqnr_of_tiny_and_huge_channels():
+    # each channel has 10 % error: 20 dB, even where the squares under/overflow float64
+    w = np.array([[1e-300, -1e-300], [1.0, -1.0], [1e300, -1e300], [0.0, 0.0]])
+    w_hat = w * 1.1
+    w_hat[3] = [0.0, 1e-3]                                  # a silent channel with an error: -inf
+    got = per_channel_error(w, w_hat, axis=0, metric="sqnr_db")
+    np.testing.assert_allclose(got[:3], 20.0, atol=1e-9)
+    assert got[3] == -np.inf
+    assert per_channel_error(w[:3], w[:3], axis=0, metric="sqnr_db").tolist() == [np.inf] * 3

@@ -61,3 +61,27 @@ def test_error_split_per_channel():
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()
+
+
+# ----------------------------------------------------------------------------- no silent inf / NaN
+
+def test_sqnr_of_tiny_and_huge_signals_is_the_ratio_not_inf_or_nan():
+    # 10 % error on every element is 20 dB whatever the magnitude (squares under/overflow float64)
+    for mag in (1e-300, 1e-170, 1.0, 1e170, 1e300):
+        x = np.array([mag, -mag])
+        assert sqnr_db(x, x * 1.1) == pytest.approx(20.0, abs=1e-9), mag
+
+
+def test_mse_of_huge_errors_is_exact_or_refused():
+    assert mse([1e150, -1e150], [0.0, 0.0]) == pytest.approx(1e300)     # squares overflow, mean does not
+    with pytest.raises(ValueError, match="float64"):
+        mse([1e200], [-1e200])                                          # 4e400: not representable
+    with pytest.raises(ValueError, match="overflows"):
+        max_abs_error([1.7e308], [-1.7e308])                            # the difference itself overflows
+
+
+def test_error_split_of_huge_values_adds_up():
+    qp = qparams_from_range(-1e150, 1e150, bits=8)   # squared errors ~1e300: their squares overflow
+    split = error_split(np.array([-3e150, 0.5e150, 2e150]), qp)
+    assert np.isfinite([split.total_mse, split.rounding_mse, split.clipping_mse]).all() and split.n_clipped == 2
+    assert split.rounding_mse + split.clipping_mse == pytest.approx(split.total_mse)
