@@ -5,6 +5,7 @@ WRONG = {
         ("S divides by 256 (2^bits, not 2^bits - 1)", "S = 2.9 / 256\nZ = round(0.7 / S)"),
         ("S = max / 255 (min forgotten)", "S = 2.2 / 255\nZ = round(0.7 / S)"),
         ("S = (max + min) / 255 (sign of min)", "S = (2.2 + (-0.7)) / 255\nZ = round(0.7 / S)"),
+        ("S' (the seed's reciprocal scale, 255 / 2.9) instead of S", "S = 255 / 2.9\nZ = round(0.7 * S)"),
         ("S of 7 bits", "S = 2.9 / 127\nZ = round(0.7 / S)"),
         ("Z truncated with int()", "S = 2.9 / 255\nZ = int(0.7 / S)"),
         ("Z floored", "import math\nS = 2.9 / 255\nZ = math.floor(0.7 / S)"),
