@@ -15,7 +15,8 @@ from .. import minifloat
 from .._validate import check_choice, check_flag
 from ..formats import FORMATS, MINIFLOAT_OF, round_to_format, to_bfloat16_bits
 
-__all__ = ["Stored", "store", "int_step", "spacing", "max_finite", "draw_spacing", "readout", "controls"]
+__all__ = ["Stored", "store", "int_step", "spacing", "max_finite", "draw_spacing", "readout", "controls",
+           "block_versions", "draw_small_formats"]
 
 FORMAT_NAMES = tuple(FORMATS)
 
@@ -165,6 +166,69 @@ def draw_spacing(value: float, int_range: float = 1.0, fmt: str | None = None):
     ax.grid(alpha=0.3, which="both")
     fig.subplots_adjust(left=0.11, right=0.98, bottom=0.12, top=0.92)  # tight_layout costs a draw
     return fig
+
+
+def block_versions(block) -> dict:
+    """One block of weights in the block formats of qlib.blockfloat, each with its block size set to the
+    block's length (MXFP4: E8M0 scale; NVFP4: E4M3 scale + fp32 tensor scale; NF4: fp32 absmax) and,
+    for comparison, int4 with one symmetric scale max|w| / 7.
+
+    >>> v = block_versions(np.array([0.1, -0.2, 0.3, 0.45]))
+    >>> [f"{x:.4f}" for x in v["MXFP4"]]
+    ['0.0938', '-0.1875', '0.2500', '0.3750']
+    """
+    from .. import blockfloat
+
+    b = np.asarray(block, np.float64).ravel()
+    n = b.size
+    step = np.abs(b).max() / 7 if np.abs(b).max() > 0 else 1.0
+    return {
+        "int4 (scale max/7)": np.clip(np.rint(b / step), -8, 7) * step,
+        "MXFP4": blockfloat.fake_quantize_mx(b, block_size=n),
+        "NVFP4": blockfloat.fake_quantize_nvfp4(b, block_size=n),
+        "NF4": blockfloat.fake_quantize_nf4(b, block_size=n),
+    }
+
+
+def draw_small_formats(block=None):
+    """Left: the non-negative values of FP4 E2M1, FP6 E2M3 and E3M2 (up to 8) and a uniform int4 grid
+    with the same largest value 6, as ticks on one axis. Right (when ``block`` is given): one block
+    of weights and its versions from :func:`block_versions`."""
+    import matplotlib.pyplot as plt
+
+    ncols = 1 if block is None else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(11 if block is not None else 6, 3.4), squeeze=False)
+    ax = axes[0, 0]
+    rows = [("int4 (×6/7)", np.arange(0, 8) * 6 / 7)]
+    for name in ("e2m1", "e2m3", "e3m2"):
+        v = minifloat.all_values(name).astype(np.float64)
+        rows.append((f"{name} ({'FP4' if name == 'e2m1' else 'FP6'})", v[(v >= 0) & (v <= 8)]))
+    for i, (name, v) in enumerate(rows):
+        ax.plot(v, np.full(v.size, i), "|", ms=16, mew=2, color=f"C{i}")
+        ax.text(8.2, i, f"{v.size} values", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set(xlim=(-0.2, 9.6), ylim=(-0.7, len(rows) - 0.3), xlabel="value (non-negative half; signs mirror it)",
+           title="Small floats crowd near 0, int4 is uniform")
+    ax.grid(alpha=0.3, axis="x")
+    if block is not None:
+        ax = axes[0, 1]
+        b = np.asarray(block, np.float64).ravel()
+        idx = np.arange(b.size)
+        ax.plot(idx, b, "ko", ms=5, label="fp32 weight", zorder=3)
+        for i, (name, v) in enumerate(block_versions(b).items()):
+            ax.plot(idx, v, "_", ms=9, mew=2, color=f"C{i}", label=f"{name}: SQNR {_sqnr(b, v):.1f} dB")
+        ax.set(xlabel="position in the block", ylabel="weight",
+               title=f"one block of {b.size} weights, stored four ways")
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.2 if block is None else 0.11, right=0.98, bottom=0.16, top=0.88, wspace=0.3)
+    return fig
+
+
+def _sqnr(x, x_hat) -> float:
+    from ..metrics import sqnr_db
+
+    return sqnr_db(x, x_hat)
 
 
 def controls():
