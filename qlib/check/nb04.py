@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import as_array, as_number, expect_close, failed, normalize_name, passed
+from . import _show, as_array, as_number, expect_close, failed, normalize_name, passed
 
 __all__ = ["NB04_W", "NB04_GROUPS", "NB04_CANDIDATES", "NB04_BUDGET", "check_group_scales",
            "check_effective_bits", "check_best_config"]
@@ -43,6 +43,12 @@ def check_group_scales(scales, w=None, groups: int = NB04_GROUPS, bits: int = 4)
     ...     pass
     ❌ Not yet: scales has shape (2, 2), expected shape (4,)
        Hint: one scale per channel: a 1-D array of 4 numbers
+    >>> try:
+    ...     check_group_scales(np.repeat([7 / 0.4, 7 / 2.0], 2))
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: these are the reciprocals 7 / max|w| (the seed's S'); qlib's S is the step
+       Hint: S = max|w over the group| / 7, so that w = S * q
     """
     from ..granularity import channel_group_qparams
 
@@ -67,6 +73,8 @@ def check_group_scales(scales, w=None, groups: int = NB04_GROUPS, bits: int = 4)
         (truth * qmax / (2 ** bits - 1), f"symmetric 4-bit divides by qmax = {qmax}, not by 2^4 - 1", f"divide by {qmax}"),
         (truth * qmax / (qmax + 1), f"symmetric 4-bit divides by qmax = {qmax}, not by {qmax + 1}", f"divide by {qmax}"),
         (truth * qmax, "you forgot to divide by qmax", f"S = max|w| / {qmax}"),
+        (1 / truth, f"these are the reciprocals {qmax} / max|w| (the seed's S'); qlib's S is the step",
+         f"S = max|w over the group| / {qmax}, so that w = S * q"),
     ]
     for wrong, msg, hint in diagnoses:
         if np.allclose(got, wrong, rtol=1e-9):
@@ -147,7 +155,7 @@ def check_best_config(answer, w) -> None:
             best, best_err = (bits, gran, gs), err
     ans = _candidate(answer)
     if ans is None:
-        failed(f"answer should be one of the candidate tuples, got {answer!r}"[:160], "copy one from check.NB04_CANDIDATES")
+        failed(f"answer should be one of the candidate tuples, got {_show(answer)}", "copy one from check.NB04_CANDIDATES")
     bits, gran, gs = ans
     eb = effective_bits_per_weight(bits, weights_per_scale(w.shape, gran, group_size=gs))
     if eb > NB04_BUDGET:
