@@ -3,7 +3,7 @@
     python benchmarks/bench_core.py            # quantize/fake_quantize, widget callbacks, course run time
     python benchmarks/bench_core.py --quick    # skip executing the notebooks in fresh kernels
 
-Targets (course design §8): qlib.fake_quantize at least as fast as torch.fake_quantize_per_tensor_affine,
+Targets (docs/conventions.md §5): qlib.fake_quantize at least as fast as torch.fake_quantize_per_tensor_affine,
 qlib.quantize within 3x of torch.quantize_per_tensor (both single-threaded, 16 M float32), every widget
 callback <= 100 ms, the whole course <= 60 s.
 """

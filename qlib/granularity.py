@@ -3,7 +3,7 @@
 * **per-tensor** (per-layer): one ``(S, Z)`` for the whole tensor;
 * **per-channel**: one ``(S, Z)`` per output channel (``axis=0`` of an ``(out, in)`` or
   ``(out, in, kh, kw)`` weight);
-* **per-group**, in its two meanings (course design, section 3):
+* **per-group**, in its two meanings (docs/conventions.md, section 4):
 
   - the seed's **G channel groups**: the C output channels are cut into G contiguous
     groups that share one ``(S, Z)``; ``G = 1`` is per-tensor, ``G = C`` is per-channel

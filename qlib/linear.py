@@ -1,6 +1,6 @@
 """Linear (affine) quantization: the formulas everything else is built on.
 
-Conventions (course design, section 3):
+Conventions (docs/conventions.md, sections 1 and 2):
 
 * the scale ``S`` is the step size, real units per integer step;
 * ``q = clamp(round(r / S) + Z, qmin, qmax)`` and ``r_hat = S * (q - Z)``;

@@ -1,6 +1,6 @@
 """Symmetric vs asymmetric quantization: named schemes, levels used and wasted, zero-point cost.
 
-A *scheme* is a set of choices made before any data is seen (course design, section 3):
+A *scheme* is a set of choices made before any data is seen (docs/conventions.md, section 3):
 
 * **symmetric** (max-abs): ``Z = 0``, signed codes, ``S = max|x| / (2^(n-1) - 1)`` -- the
   ``/127`` rule of ONNX Runtime, TFLite and AIMET;

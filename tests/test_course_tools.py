@@ -385,3 +385,14 @@ def test_opened_without_running_no_widget_needs_saved_state(path):
         frozen = [o for o in cell.get("outputs", []) if "(interactive widget" in o.get("data", {}).get("text/plain", "")]
         if frozen:   # every widget of the course draws a figure: its last frame must be there
             assert any("image/png" in o.get("data", {}) for o in cell.outputs), f"{path.name} cell {i}: no frame"
+
+
+def test_no_reference_to_the_unshipped_design_document():
+    # "course design §N" points learners to a document the project does not ship: cite docs/conventions.md
+    pattern = re.compile(r"course[ -]design", re.I)
+    files = [p for d in ("qlib", "tests", "scripts", "benchmarks", "docs", "notebooks", "student")
+             for p in (ROOT / d).rglob("*") if p.suffix in {".py", ".md", ".ipynb"}] + [ROOT / "README.md"]
+    this = Path(__file__).resolve()
+    hits = [f"{p.relative_to(ROOT)}:{n}" for p in files if p.resolve() != this
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not hits, "references to the unshipped course design (cite docs/conventions.md instead):\n" + "\n".join(hits)
