@@ -1,0 +1,79 @@
+"""Which printed numbers would change on another CPU? Re-run notebooks with a different BLAS kernel.
+
+    python scripts/machine_check.py                          # every notebook, OpenBLAS forced to Haswell (AVX2)
+    python scripts/machine_check.py --coretype Sandybridge notebooks/07_qat_ste.ipynb
+
+numpy's OpenBLAS picks its float32 matrix-product kernel from the CPU (DYNAMIC_ARCH); forcing another
+one (``OPENBLAS_CORETYPE``) sums the products in another order, as a learner's laptop would. Each
+notebook is executed (nothing is written) and every cell whose text output differs from the committed
+one is listed, marked ``labelled`` when its source, its output or the markdown cell just above says
+"machine-dependent" (docs/conventions.md §6), ``UNLABELLED`` otherwise. Exits 1 if an unlabelled cell
+differs. (ONNX Runtime's int8 kernels, with or without VNNI, cannot be switched this way.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+LABEL = "machine-dependent"
+
+
+def text_of(cell) -> str:
+    """The text a code cell printed (streams, text/plain results, errors), in order."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append("".join(out.get("text", "")))
+        elif "data" in out and "text/plain" in out["data"] and "image/png" not in out["data"]:
+            parts.append("".join(out["data"]["text/plain"]))
+    return "".join(parts)
+
+
+def labelled(nb, i: int) -> bool:
+    cell = nb.cells[i]
+    above = next((c.source for c in reversed(nb.cells[:i]) if c.cell_type == "markdown"), "")
+    return LABEL in cell.source or LABEL in text_of(cell) or LABEL in above
+
+
+def differing_cells(path: Path, coretype: str) -> list[tuple[int, bool]]:
+    """``(cell index, labelled)`` of the cells whose text output changes under ``coretype``."""
+    committed = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "MPLBACKEND")}
+    os.environ["OPENBLAS_CORETYPE"] = coretype
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return [(i, labelled(committed, i)) for i, (a, b) in enumerate(zip(committed.cells, nb.cells))
+            if a.cell_type == "code" and text_of(a) != text_of(b)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--coretype", default="Haswell", help="OPENBLAS_CORETYPE to force (default Haswell)")
+    ap.add_argument("paths", nargs="*", type=Path)
+    args = ap.parse_args(argv)
+    paths = args.paths or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    bad = 0
+    for path in paths:
+        diffs = differing_cells(path, args.coretype)
+        bad += sum(not ok for _, ok in diffs)
+        listed = ", ".join(f"{i} ({'labelled' if ok else 'UNLABELLED'})" for i, ok in diffs) or "none"
+        print(f"{path.name:40s} cells that change: {listed}")
+    print(f"{bad} unlabelled cell(s) change with OPENBLAS_CORETYPE={args.coretype}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
