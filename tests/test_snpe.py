@@ -646,3 +646,26 @@ def test_activation_names_are_tensor_names_of_the_float_graph(reference_encoding
     assert set(acts) <= tensors, set(acts) - tensors
     assert set(params) <= {t.name for t in g.initializer}
     assert onnx is not None
+
+
+# ----------------------------------------------------------------------------- notebook 05 checker
+def test_checker_snpe_bias_codes_is_exact(capsys):
+    # the checker accepted truncation, floor, ceil and rint + 1 (a +-1 tolerance) and refused the
+    # right codes as a float array (np.rint's result)
+    from qlib import check
+    from qlib.data import load_digits
+    from qlib.nn import reference_model
+
+    fc1 = reference_model().linear_layers[0]
+    x = load_digits().X_train
+    s = snpe_encoding(x.min(), x.max()).scale * snpe_encoding(fc1.W.min(), fc1.W.max()).scale
+    exact = fc1.b.astype(np.float64) / s
+    check.snpe_bias_codes(np.rint(exact))                       # float array of whole numbers: right
+    check.snpe_bias_codes(np.rint(exact).astype(np.int32))
+    check.snpe_bias_codes(list(np.rint(exact).astype(int)))
+    for wrong in (np.trunc(exact), np.floor(exact), np.ceil(exact), np.rint(exact) + 1, np.rint(exact) - 1, exact,
+                  None, "codes", np.rint(exact)[:-1], np.rint(exact)[None]):
+        with pytest.raises(check.ExerciseError):
+            check.snpe_bias_codes(wrong)
+    out = capsys.readouterr().out
+    assert "Traceback" not in out and out.count("✅") == 3
