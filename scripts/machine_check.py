@@ -31,8 +31,12 @@ def text_of(cell) -> str:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream":
             parts.append("".join(out.get("text", "")))
-        elif "data" in out and "text/plain" in out["data"] and "image/png" not in out["data"]:
-            parts.append("".join(out["data"]["text/plain"]))
+        elif "data" in out and "text/plain" in out["data"]:
+            data = out["data"]
+            live_or_frozen_widget = ("application/vnd.jupyter.widget-view+json" in data
+                                     or "".join(data["text/plain"]).startswith(("(interactive widget", "<frame>")))
+            if "image/png" not in data and not live_or_frozen_widget:
+                parts.append("".join(data["text/plain"]))
     return "".join(parts)
 
 
