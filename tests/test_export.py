@@ -202,3 +202,19 @@ def test_encodings_names_are_tensors_of_their_graph(setup, version):
     assert list(load_encodings(E.encodings_for(qm, graph="qdq"), section="activation_encodings")) == quantized
     with pytest.raises(ValueError, match="graph"):
         E.encodings_for(qm, graph="tflite")
+
+
+def test_notebook_08_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    # notebook 08 wrote its ONNX files into tempfile.mkdtemp(prefix="qlib08_") and never removed it:
+    # every run left a qlib08_* folder behind. Run it with TMPDIR pointing to an empty folder.
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "08_integer_inference.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert not list(tmp_path.glob("qlib08_*")), sorted(p.name for p in tmp_path.iterdir())
