@@ -136,15 +136,41 @@ def _num_eq(a, b) -> bool:
         return False
 
 
-def check_best_config(answer, w) -> None:
+def _fc2_weights() -> np.ndarray:
+    """fc2's weights of ``qlib.reference_model()`` (the notebook's ``W2``), float32."""
+    from ..nn import reference_model
+
+    return np.asarray(next(lay.W for lay in reference_model().linear_layers if lay.name == "fc2"), np.float32)
+
+
+def check_best_config(answer, w=None) -> None:
     """Exercise 3: the candidate of :data:`NB04_CANDIDATES` with the smallest MSE within the budget,
     each candidate's cost and error computed with qlib (effective_bits_per_weight, weight_qparams,
-    fake_quantize, mse)."""
+    fake_quantize, mse) on fc2's weights of ``qlib.reference_model()``. ``w`` (the notebook's ``W2``)
+    must be those weights: the checker judges the exercise's layer, not whatever ``W2`` was rebound to.
+
+    >>> check_best_config((4, "Block-Wise", 64.0))
+    ✅ Correct! (4, 'block-wise', 64) has the smallest weight MSE (3.185e-04) at 4.250 bits per weight.
+    >>> fc1 = next(lay.W for lay in __import__("qlib").reference_model().linear_layers if lay.name == "fc1")
+    >>> try:
+    ...     check_best_config((4, "per-channel", None), fc1)   # fc1's best within the budget
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: W2 is not the reference model's fc2 weights anymore (it has shape (128, 64), fc2's is (64, 128))
+       Hint: do not change W2: re-run the cell that sets W2 = layers['fc2'], then your exercise cell
+    """
     from ..granularity import effective_bits_per_weight, weight_qparams, weights_per_scale
     from ..linear import fake_quantize
     from ..metrics import mse
 
-    w = np.asarray(w, dtype=np.float32)
+    ref = _fc2_weights()
+    if w is not None:
+        given = as_array("W2", w, hint="W2 = layers['fc2']: re-run the cell of section 5 that defines it")
+        if given.shape != ref.shape or not np.array_equal(given.astype(np.float32), ref):
+            shape = "" if given.shape == ref.shape else f" (it has shape {given.shape}, fc2's is {ref.shape})"
+            failed(f"W2 is not the reference model's fc2 weights anymore{shape}",
+                   "do not change W2: re-run the cell that sets W2 = layers['fc2'], then your exercise cell")
+    w = ref
     best, best_err = None, np.inf
     for bits, gran, gs in NB04_CANDIDATES:
         eb = effective_bits_per_weight(bits, weights_per_scale(w.shape, gran, group_size=gs))
