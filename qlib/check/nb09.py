@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _show, as_array, as_number, expect_close, failed, passed
 
-__all__ = ["NB09_EPS", "check_folded_bias", "check_cle_scales", "check_bias_scale"]
+__all__ = ["NB09_EPS", "NB09_R1", "NB09_R2", "check_folded_bias", "check_cle_scales", "check_bias_scale"]
 
 
 def _folded_bias(gamma, beta, mean, var, eps: float) -> np.ndarray:
@@ -102,13 +102,30 @@ def _diagnoses(gamma, beta, mean, var, eps, k):
     ]
 
 
-def check_cle_scales(s, r1, r2) -> None:
-    """Exercise 2: cross-layer equalization scales ``s = sqrt(r1 / r2)`` (``qlib.cle.cle_scales``) that
-    make both layers' channel ranges equal to ``sqrt(r1 * r2)``.
+#: Exercise 2: the channel ranges of layer 1 (r1) and of layer 2's matching inputs (r2).
+NB09_R1 = (4.0, 0.5, 2.0)
+NB09_R2 = (1.0, 2.0, 0.5)
 
-    >>> check_cle_scales([2.0, 0.5], [4.0, 1.0], [1.0, 4.0])
+
+def check_cle_scales(s, r1=NB09_R1, r2=NB09_R2) -> None:
+    """Exercise 2: cross-layer equalization scales ``s = sqrt(r1 / r2)`` (``qlib.cle.cle_scales``) that
+    make both layers' channel ranges equal to ``sqrt(r1 * r2)``. Judged on the exercise's ranges
+    :data:`NB09_R1`, :data:`NB09_R2`: a cell that changes ``r1`` or ``r2`` (swaps them, say) is refused.
+
+    >>> check_cle_scales([2.0, 0.5, 2.0])
     ✅ Correct! after dividing layer 1 by s and multiplying layer 2 by s, both ranges are √(r1·r2).
+    >>> try:
+    ...     check_cle_scales([0.5, 2.0, 0.5], r1=NB09_R2, r2=NB09_R1)
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: r1 and r2 are not the exercise's ranges anymore: r1 = [4, 0.5, 2], r2 = [1, 2, 0.5]
+       Hint: do not change r1 and r2: run the exercise cell as given, with only s computed by you
     """
+    hint = "do not change r1 and r2: run the exercise cell as given, with only s computed by you"
+    given = [as_array(name, r, hint=hint) for name, r in (("r1", r1), ("r2", r2))]
+    if any(g.shape != (len(NB09_R1),) for g in given) or not (np.array_equal(given[0], NB09_R1)
+                                                           and np.array_equal(given[1], NB09_R2)):
+        failed("r1 and r2 are not the exercise's ranges anymore: r1 = [4, 0.5, 2], r2 = [1, 2, 0.5]", hint)
     from ..cle import cle_scales
 
     r1, r2 = np.asarray(r1, dtype=np.float64), np.asarray(r2, dtype=np.float64)
@@ -133,9 +150,26 @@ def check_bias_scale(s_bias, s_in, s_w) -> None:
 
     >>> check_bias_scale([0.02, 0.04], 0.1, [0.2, 0.4])
     ✅ Correct! the accumulator holds Σ q_in·q_w in units of S_in·S_w, so the bias must use the same unit.
+
+    ``s_in`` must be one positive number and ``s_w`` the per-channel weight scales (a 1-D array of
+    several positive numbers): a cell that replaces them by a per-tensor scale is refused.
+
+    >>> try:
+    ...     check_bias_scale(0.02, 0.1, 0.2)
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: s_w should be the conv's per-channel weight scales (one per output channel), got 0.2
+       Hint: keep s_w as the exercise cell sets it: og.weight_qparams(..., "per-channel").scale
     """
-    s_w = np.asarray(s_w, dtype=np.float64)
-    truth = np.float64(s_in) * s_w
+    keep = "keep s_in and s_w as the exercise cell sets them"
+    s_in = as_number("s_in", s_in, hint=keep)
+    s_w = as_array("s_w", s_w, hint=keep)
+    if s_w.ndim != 1 or s_w.size < 2:
+        failed(f"s_w should be the conv's per-channel weight scales (one per output channel), got {_show(s_w if s_w.ndim else float(s_w))}",
+               'keep s_w as the exercise cell sets it: og.weight_qparams(..., "per-channel").scale')
+    if s_in <= 0 or (s_w <= 0).any():
+        failed("scales are positive: s_in and s_w should be the exercise's scales", keep)
+    truth = s_in * s_w
     got = as_array("S_bias", s_bias, shape=truth.shape,
                    hint=f"one scale per output channel ({truth.size}), like the weights' scales")
     if np.allclose(got, truth, rtol=1e-6):

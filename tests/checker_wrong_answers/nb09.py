@@ -25,6 +25,7 @@ WRONG = {
         ("the arithmetic mean", "s = (r1 + r2) / 2"),
         ("s of the first channel only", "s = np.sqrt(r1 / r2)[0]"),
         ("s squared the wrong way (r2 / r1)", "s = r2 / r1"),
+        ("the reciprocal, by swapping r1 and r2", "r1, r2 = r2, r1\ns = np.sqrt(r1 / r2)"),
         ("sorted", "s = np.sort(np.sqrt(r1 / r2))"),
     ],
     3: [  # S_bias = S_in * S_w (per output channel)
@@ -36,5 +37,8 @@ WRONG = {
         ("per-tensor scalar", "s_bias = s_in * s_w.max()"),
         ("S' (reciprocal) instead of S", "s_bias = 1 / (s_in * s_w)"),
         ("squared input scale", "s_bias = s_in * s_in * np.ones_like(s_w)"),
+        ("per-tensor, by replacing s_w with its largest scale", "s_w = s_w.max()\ns_bias = s_in * s_w"),
+        # not refused: s_in rebound to another positive number (the checker gets s_in's value from the
+        # learner's cell and only checks that it is one positive number)
     ],
 }
