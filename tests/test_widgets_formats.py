@@ -80,3 +80,13 @@ def test_controls_cover_every_format():
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()
+
+
+@pytest.mark.parametrize("fmt", explorer.FORMAT_NAMES)
+@pytest.mark.parametrize("value", [0.1, 500.0, -70000.0])
+def test_saturate_box_always_changes_what_is_shown(fmt, value):
+    # a learner who ticks the box must see something change, and the numbers must be the casts'
+    off, on = explorer.cast_modes(value, fmt, False), explorer.cast_modes(value, fmt, True)
+    assert off != on
+    if fmt in MINIFLOAT_OF:
+        assert f"{explorer.store(value, fmt, saturate=True).stored:.10g}" in on

@@ -16,7 +16,7 @@ from .._validate import check_choice, check_flag
 from ..formats import FORMATS, MINIFLOAT_OF, round_to_format, to_bfloat16_bits
 
 __all__ = ["Stored", "store", "int_step", "spacing", "max_finite", "draw_spacing", "readout", "controls",
-           "block_versions", "draw_small_formats"]
+           "block_versions", "draw_small_formats", "cast_modes"]
 
 FORMAT_NAMES = tuple(FORMATS)
 
@@ -229,6 +229,25 @@ def _sqnr(x, x_hat) -> float:
     from ..metrics import sqnr_db
 
     return sqnr_db(x, x_hat)
+
+
+def cast_modes(value: float, fmt: str, saturate: bool) -> str:
+    """HTML line: what a plain and a saturating cast store for ``value``, the chosen one in bold.
+
+    >>> cast_modes(500.0, "fp8_e4m3", saturate=True)
+    'plain cast: nan &nbsp;·&nbsp; <b>saturating cast: 448</b>'
+    >>> cast_modes(0.1, "int8", saturate=False)
+    '<i>saturate</i> (not ticked) applies to FP8/FP6/FP4 only (int8 always clips to its range)'
+    """
+    check_choice(fmt, "fmt", FORMAT_NAMES)
+    saturate = check_flag(saturate, "saturate")
+    if fmt not in MINIFLOAT_OF:
+        rule = "always clips to its range" if fmt in ("int8", "int4") else "overflows to inf"
+        return f"<i>saturate</i> ({'ticked' if saturate else 'not ticked'}) applies to FP8/FP6/FP4 only ({fmt} {rule})"
+    plain, sat = (f"{store(value, fmt, saturate=m).stored:.10g}" for m in (False, True))
+    parts = [f"plain cast: {plain}", f"saturating cast: {sat}"]
+    parts[int(saturate)] = f"<b>{parts[int(saturate)]}</b>"
+    return " &nbsp;·&nbsp; ".join(parts)
 
 
 def controls():

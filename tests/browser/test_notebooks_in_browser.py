@@ -318,6 +318,16 @@ def test_notebook_runs_and_widgets_respond(notebook, lab, lab_page, artifacts_di
     try:
         _open(page, lab, notebook.name)
 
+        # 0. opened without running: no "Error displaying widget: model not found", every frozen frame shown
+        page.wait_for_timeout(500)   # widget views render asynchronously after the cells
+        text = page.evaluate("() => document.querySelector('.jp-NotebookPanel').innerText")
+        assert "Error displaying widget" not in text and "model not found" not in text, (
+            f"{notebook.name}: a widget output shows an error when the notebook is opened without running")
+        frames = sum(1 for c in nbformat.read(notebook, as_version=4).cells for o in c.get("outputs", [])
+                     if o.get("data", {}).get("text/plain") == "<frame>")
+        shown = page.evaluate("() => document.querySelectorAll('.jp-NotebookPanel .jp-RenderedImage img').length")
+        assert shown >= frames, f"{notebook.name}: {frames} widget frames saved, only {shown} images shown"
+
         # 1-2. Run All, every cell ran, no unexpected error outputs
         t0 = time.monotonic()
         _run_all(page, lab)
