@@ -3,7 +3,7 @@
 Qualcomm's SNPE (and AIMET, QNN) describe a quantized tensor by an *encoding*:
 ``min``, ``max``, ``scale`` (the step size Delta), ``offset`` and ``bitwidth``. Codes are
 always counted on the unsigned grid ``[0, 2^n - 1]`` and ``r = (q + offset) * scale``, so
-``offset = -Z`` for unsigned codes (course design, section 3: ``offset = qmin - Z``, which is
+``offset = -Z`` for unsigned codes (docs/conventions.md, section 1: ``offset = qmin - Z``, which is
 ``-128`` for signed symmetric 8-bit codes).
 
 The TF mode computes the encoding of a range ``[x_min, x_max]`` in five steps, in AIMET's
