@@ -26,3 +26,26 @@ def test_deterministic_and_read_only():
 def test_bad_test_size():
     with pytest.raises(ValueError, match="test_size"):
         load_digits(test_size=1.5)
+
+
+@pytest.mark.parametrize("test_size, seed", [(0.25, 0), (0.3, 1)])
+def test_same_arrays_as_scikit_learn(test_size, seed):
+    # the CSV read with numpy and the stored split give exactly scikit-learn's arrays, in its order
+    from sklearn.datasets import load_digits as sk_load
+    from sklearn.model_selection import train_test_split
+
+    d = sk_load()
+    expected = train_test_split((d.data / 16.0).astype(np.float32), d.target.astype(np.int64),
+                                test_size=test_size, random_state=seed, stratify=d.target)
+    got = load_digits(test_size=test_size, seed=seed)
+    for a, b in zip((got.X_train, got.X_test, got.y_train, got.y_test), expected):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_loading_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = "import sys, qlib; qlib.load_digits(); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
