@@ -114,7 +114,7 @@ def run(path: Path, timeout: int = 600, write: bool = True) -> float:
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
         t0 = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", shutdown_kernel="immediate",  # no 3 s wait
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         dt = time.perf_counter() - t0
     finally:
