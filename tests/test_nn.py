@@ -134,3 +134,19 @@ def test_mlp_params_are_the_arrays_the_optimizer_updates():
 def test_backward_before_forward_raises():
     with pytest.raises(RuntimeError, match="forward before backward"):
         nn.Linear(np.ones((2, 2)), np.zeros(2)).backward(np.ones((1, 2)))
+
+
+def test_stored_reference_model_is_what_training_gives():
+    # reference_mlp.npz holds train_reference(0, 30)'s weights; training again here reproduces them
+    # up to float32 summation order (bit for bit on the machine that stored them)
+    from qlib.data import load_digits
+    from qlib.nn import reference_model, train_reference
+
+    stored, trained = reference_model(), train_reference(0, 30)
+    d = load_digits()
+    for a, b in zip(stored.linear_layers, trained.linear_layers):
+        assert a.name == b.name and a.W.dtype == np.float32
+        np.testing.assert_allclose(a.W, b.W, rtol=0, atol=2e-3 * np.abs(b.W).max())
+        np.testing.assert_allclose(a.b, b.b, rtol=0, atol=2e-3 * max(np.abs(b.b).max(), 1e-3))
+    assert abs(stored.accuracy(d.X_test, d.y_test) - trained.accuracy(d.X_test, d.y_test)) <= 2 / len(d.y_test)
+    assert reference_model(seed=1).linear_layers[0].W[0, 0] != stored.linear_layers[0].W[0, 0]  # other seeds train
