@@ -9,11 +9,14 @@ from . import _show, as_array, as_number, expect_close, failed, normalize_name, 
 __all__ = ["NB04_W", "NB04_GROUPS", "NB04_CANDIDATES", "NB04_BUDGET", "check_group_scales",
            "check_effective_bits", "check_best_config"]
 
-#: Exercise 1: the seed's 4 x 4 weight matrix of section 1 and its G = 2 channel groups.
-NB04_W = np.array([[0.10, -0.20, 0.40, 0.30],
-                   [0.05, 0.15, -0.10, 0.20],
-                   [2.00, -1.00, 0.50, 0.00],
-                   [0.30, 0.60, -0.25, 0.10]])
+#: Exercise 1: a 4 x 4 weight matrix (4 output channels = rows) and its G = 2 channel groups. Not section 1's
+#: seed matrix (whose G = 2 scales that section prints): here group 0's largest magnitude is negative
+#: (-0.50) and group 1's positive (1.40), so max(w) and -min(w) both give wrong scales, unlike max|w|.
+NB04_W = np.array([[0.30, -0.50, 0.10, 0.20],
+                   [-0.20, 0.40, 0.05, -0.10],
+                   [0.60, -0.30, 1.20, 0.00],
+                   [-0.90, 0.20, 0.50, 1.40]])
+NB04_W.setflags(write=False)   # a learner's in-place edit of w_ex must not change what the checker judges
 NB04_GROUPS = 2
 
 #: Exercise 3: (bits, granularity, group_size) candidates for fc2's weights, and the bit budget.
@@ -35,16 +38,22 @@ def check_group_scales(scales, w=None, groups: int = NB04_GROUPS, bits: int = 4)
     calls it with the answer only: ``w`` and ``G`` are the exercise's (:data:`NB04_W`, G = 2), not
     whatever the learner's cell rebinds them to.
 
-    >>> check_group_scales(np.repeat([0.4 / 7, 2.0 / 7], 2))
+    >>> check_group_scales(np.repeat([0.5 / 7, 1.4 / 7], 2))
     ✅ Correct! each group of channels shares S = max|w over the group| / 7.
     >>> try:
-    ...     check_group_scales(np.repeat([0.4 / 7, 2.0 / 7], 2).reshape(2, 2))
+    ...     check_group_scales(np.repeat([0.4 / 7, 1.4 / 7], 2))
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: you took the largest w, not the largest |w|: a group's biggest weight can be negative
+       Hint: S = max|w| / 7: a negative weight needs as many codes as a positive one
+    >>> try:
+    ...     check_group_scales(np.repeat([0.5 / 7, 1.4 / 7], 2).reshape(2, 2))
     ... except AssertionError:
     ...     pass
     ❌ Not yet: scales has shape (2, 2), expected shape (4,)
        Hint: one scale per channel: a 1-D array of 4 numbers
     >>> try:
-    ...     check_group_scales(np.repeat([7 / 0.4, 7 / 2.0], 2))
+    ...     check_group_scales(np.repeat([7 / 0.5, 7 / 1.4], 2))
     ... except AssertionError:
     ...     pass
     ❌ Not yet: these are the reciprocals 7 / max|w| (the seed's S'); qlib's S is the step
@@ -63,19 +72,30 @@ def check_group_scales(scales, w=None, groups: int = NB04_GROUPS, bits: int = 4)
     if np.allclose(got, truth, rtol=1e-9):
         passed(f"each group of channels shares S = max|w over the group| / {qmax}.")
         return
+    per = w.shape[0] // groups
     diagnoses = [
         (np.abs(w).max(axis=1) / qmax, "these are per-channel scales: every channel got its own",
          "take max|w| over all channels of a group, then share it"),
         (np.full(w.shape[0], np.abs(w).max() / qmax), "these are per-tensor scales: one max over the whole matrix",
          "one max per group of channels"),
-        (np.repeat(np.abs(w).reshape(w.shape[0], groups, -1).max(axis=(0, 2)), w.shape[0] // groups) / qmax,
-         "you grouped the columns (inputs); channels are the rows (axis 0)", "group rows 0-1 and rows 2-3"),
         (truth * qmax / (2 ** bits - 1), f"symmetric 4-bit divides by qmax = {qmax}, not by 2^4 - 1", f"divide by {qmax}"),
         (truth * qmax / (qmax + 1), f"symmetric 4-bit divides by qmax = {qmax}, not by {qmax + 1}", f"divide by {qmax}"),
         (truth * qmax, "you forgot to divide by qmax", f"S = max|w| / {qmax}"),
         (1 / truth, f"these are the reciprocals {qmax} / max|w| (the seed's S'); qlib's S is the step",
          f"S = max|w over the group| / {qmax}, so that w = S * q"),
     ]
+    if w.ndim == 2 and w.shape[0] % groups == 0 and w.shape[1] % groups == 0:   # equal groups (the exercise's)
+        grouped = w.reshape(groups, -1)
+        diagnoses += [
+            (np.repeat(grouped.max(axis=1), per) / qmax,
+             "you took the largest w, not the largest |w|: a group's biggest weight can be negative",
+             f"S = max|w| / {qmax}: a negative weight needs as many codes as a positive one"),
+            (np.repeat(-grouped.min(axis=1), per) / qmax,
+             "you took -min(w), not max|w|: a group's biggest weight can be positive",
+             f"S = max|w| / {qmax}: the larger of -min and max"),
+            (np.repeat(np.abs(w).reshape(w.shape[0], groups, -1).max(axis=(0, 2)), per) / qmax,
+             "you grouped the columns (inputs); channels are the rows (axis 0)", "group rows 0-1 and rows 2-3"),
+        ]
     for wrong, msg, hint in diagnoses:
         if np.allclose(got, wrong, rtol=1e-9):
             failed(msg, hint)

@@ -1,22 +1,24 @@
 """Classic wrong answers for notebook 04's exercises (see __init__.py for the format)."""
 
 WRONG = {
-    1: [  # scales: G = 2 channel groups of w, symmetric 4-bit (/7), one per channel
-        ("one scale per group (not per channel)", "scales = np.abs(w).reshape(G, -1).max(axis=1) / 7"),
-        ("per-channel scales", "scales = np.abs(w).max(axis=1) / 7"),
-        ("per-tensor scale for every channel", "scales = np.full(4, np.abs(w).max() / 7)"),
-        ("groups of columns (wrong axis)", "scales = np.repeat(np.abs(w).reshape(4, G, -1).max(axis=(0, 2)) / 7, 2)"),
-        ("groups along axis 1", "scales = np.repeat(np.abs(w).T.reshape(G, -1).max(axis=1) / 7, 2)"),
-        ("S' = 7 / max|w| (the seed's reciprocal) instead of S", "scales = np.repeat(7 / np.abs(w).reshape(G, -1).max(axis=1), 2)"),
-        ("divided by 15 (2^4 - 1)", "scales = np.repeat(np.abs(w).reshape(G, -1).max(axis=1) / 15, 2)"),
-        ("divided by 8", "scales = np.repeat(np.abs(w).reshape(G, -1).max(axis=1) / 8, 2)"),
-        # not listed: max w instead of max |w| -- for the seed's w each group's largest magnitude is positive
-        # (0.40, 2.00), so that method gives the right numbers here
-        ("min-max range / 15 (asymmetric)", "g = w.reshape(G, -1)\nscales = np.repeat((g.max(axis=1) - g.min(axis=1)) / 15, 2)"),
-        ("right values, shape (2, 2)", "scales = np.repeat(np.abs(w).reshape(G, -1).max(axis=1) / 7, 2).reshape(2, 2)"),
-        ("right values, shape (4, 1)", "scales = np.repeat(np.abs(w).reshape(G, -1).max(axis=1) / 7, 2)[:, None]"),
-        ("G changed to 4 (the learner's own G)", "G = 4\nscales = np.abs(w).max(axis=1) / 7"),
-        ("tiled instead of repeated", "scales = np.tile(np.abs(w).reshape(G, -1).max(axis=1) / 7, 2)"),
+    1: [  # scales: G = 2 channel groups of w_ex (check.NB04_W), symmetric 4-bit (/7), one per channel: 0.5/7 x2, 1.4/7 x2
+        ("one scale per group (not per channel)", "scales = np.abs(w_ex).reshape(G, -1).max(axis=1) / 7"),
+        ("per-channel scales", "scales = np.abs(w_ex).max(axis=1) / 7"),
+        ("per-tensor scale for every channel", "scales = np.full(4, np.abs(w_ex).max() / 7)"),
+        ("max w instead of max |w| (sign forgotten)", "scales = np.repeat(w_ex.reshape(G, -1).max(axis=1) / 7, 2)"),
+        ("-min w instead of max |w|", "scales = np.repeat(-w_ex.reshape(G, -1).min(axis=1) / 7, 2)"),
+        ("groups of columns (wrong axis)", "scales = np.repeat(np.abs(w_ex).reshape(4, G, -1).max(axis=(0, 2)) / 7, 2)"),
+        ("groups along axis 1", "scales = np.repeat(np.abs(w_ex).T.reshape(G, -1).max(axis=1) / 7, 2)"),
+        ("S' = 7 / max|w| (the seed's reciprocal) instead of S", "scales = np.repeat(7 / np.abs(w_ex).reshape(G, -1).max(axis=1), 2)"),
+        ("divided by 15 (2^4 - 1)", "scales = np.repeat(np.abs(w_ex).reshape(G, -1).max(axis=1) / 15, 2)"),
+        ("divided by 8", "scales = np.repeat(np.abs(w_ex).reshape(G, -1).max(axis=1) / 8, 2)"),
+        ("min-max range / 15 (asymmetric)", "g = w_ex.reshape(G, -1)\nscales = np.repeat((g.max(axis=1) - g.min(axis=1)) / 15, 2)"),
+        ("section 1's answer (the seed's w, not w_ex)", "scales = np.repeat(np.abs(w).reshape(G, -1).max(axis=1) / 7, 2)"),
+        ("right values, shape (2, 2)", "scales = np.repeat(np.abs(w_ex).reshape(G, -1).max(axis=1) / 7, 2).reshape(2, 2)"),
+        ("right values, shape (4, 1)", "scales = np.repeat(np.abs(w_ex).reshape(G, -1).max(axis=1) / 7, 2)[:, None]"),
+        ("G changed to 4 (the learner's own G)", "G = 4\nscales = np.abs(w_ex).max(axis=1) / 7"),
+        ("w_ex rebound to another matrix", "w_ex = np.abs(w_ex) / 2\nscales = np.repeat(np.abs(w_ex).reshape(G, -1).max(axis=1) / 7, 2)"),
+        ("tiled instead of repeated", "scales = np.tile(np.abs(w_ex).reshape(G, -1).max(axis=1) / 7, 2)"),
     ],
     2: [  # 3 + (16 + 8) / 64 = 3.375
         ("the bits alone", "bits_per_weight = 3.0"),
