@@ -14,7 +14,7 @@ import numpy as np
 ALLOWED_BITS = tuple(range(2, 17)) + (32,)
 
 
-def as_float_array(x, name: str = "x", allow_empty: bool = False) -> np.ndarray:
+def as_float_array(x, name: str = "x", allow_empty: bool = False, check_finite: bool = True) -> np.ndarray:
     """Return ``x`` as a float ndarray (float32 stays float32, others become float64).
 
     Raises ValueError for integer arrays, bool input (arrays, lists or scalars: True/False
@@ -62,6 +62,14 @@ def as_float_array(x, name: str = "x", allow_empty: bool = False) -> np.ndarray:
         arr = arr.astype(np.float64)
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{name} is empty: there is nothing to quantize")
+    if check_finite and not np.isfinite(arr).all():
+        refuse_non_finite(arr, name)
+    return arr
+
+
+def refuse_non_finite(arr: np.ndarray, name: str = "x") -> None:
+    """Raise the ValueError for NaN/inf in ``arr`` (``as_float_array``'s message); no-op when all finite.
+    Fast paths that check finiteness block by block call it with the whole array on a hit."""
     if not np.isfinite(arr).all():
         n_nan = int(np.isnan(arr).sum())
         n_inf = int(np.isinf(arr).sum())
@@ -69,7 +77,6 @@ def as_float_array(x, name: str = "x", allow_empty: bool = False) -> np.ndarray:
             f"{name} contains {n_nan} NaN and {n_inf} infinite value(s); quantization needs "
             "finite numbers (look for a division by zero or an overflow upstream)"
         )
-    return arr
 
 
 def float_dtype_of(x) -> np.dtype:

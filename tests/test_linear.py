@@ -621,3 +621,23 @@ def test_zero_d_and_empty_inputs(dtype, shape):
         out = fake_quantize(x, qp)
         assert out.shape == () and out.dtype == dtype
         assert quantize(x, qp).shape == ()
+
+
+@settings(max_examples=25, deadline=None)
+@given(pos=st.integers(0, 3 * 2**16), bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_large_tensor_fast_path_refuses_nan_and_inf(pos, bad, dtype):
+    # tensors >= 65536 values take the blocked fast path, which checks finiteness block by block
+    x = np.linspace(-1, 1, 3 * 2**16 + 1).astype(dtype)
+    qp = qparams_from_range(-1.0, 1.0, bits=8)
+    x[pos] = bad
+    with pytest.raises(ValueError, match="NaN|infinite"):
+        quantize(x, qp)
+
+
+def test_large_tensor_fast_path_huge_finite_values_clamp():
+    # x / S overflowing to inf is not bad input: it clamps, as on the small path
+    x = np.full(2**17, 3e38, np.float32)
+    x[::2] = -3e38
+    qp = qparams_from_range(-1.0, 1.0, bits=8)
+    np.testing.assert_array_equal(quantize(x, qp), np.where(x > 0, qp.qmax, qp.qmin))
