@@ -274,15 +274,17 @@ from qlib import check  # noqa: E402
 
 
 def test_checkers_accept_right_answers(capsys):
-    check.symmetric_scale_by_hand(2.54 / 127, 95)
+    check.symmetric_scale_by_hand(2.54 / 127, [64, -48, 2])
     check.relu_wasted_levels(128, 8)
     check.zero_point_extra_ops(32 * (128 + 64))
     assert capsys.readouterr().out.count("Correct") == 3
 
 
 @pytest.mark.parametrize("S, q, hint", [
-    (4.44 / 255, 95, "min-max"), (2.54 / 127.5, 95, "PyTorch"), (2.54 / 128, 95, "127, not"),
-    (1.90 / 127, 95, "larger magnitude"), (2.54 / 127, 96, "round"), ("S", 95, "single number"),
+    (4.44 / 255, [64, -48, 2], "min-max"), (2.54 / 127.5, [64, -48, 2], "PyTorch"),
+    (2.54 / 128, [64, -48, 2], "127, not"), (1.90 / 127, [64, -48, 2], "larger magnitude"),
+    (2.54 / 127, [63, -47, 2], "int() cuts"), (2.54 / 127, [63, -48, 2], "floor"), (2.54 / 127, [64, -47, 3], "ceil"),
+    (2.54 / 127, [64, -48, 3], "tie"), (2.54 / 127, 64, "3 whole numbers"), ("S", [64, -48, 2], "single number"),
 ])
 def test_symmetric_scale_checker_rejects_with_hint(capsys, S, q, hint):
     with pytest.raises(check.ExerciseError):

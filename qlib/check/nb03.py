@@ -49,14 +49,17 @@ def symmetric_scale_by_hand(S, q, x_min: float = -2.54, x_max: float = 1.90, val
     for i in np.flatnonzero(got != want):
         r = v[i] / qp.scale
         hint = "q = round(v / S) + Z, with Z = 0 for symmetric quantization"
-        for wrong, why in ((np.trunc(r), "int() cuts the fraction off (towards 0): round to the nearest code instead"),
-                           (np.floor(r), "floor rounds down (-47.7 -> -48 is right, but 63.7 -> 63 is not): round to nearest"),
-                           (np.ceil(r), "ceil rounds up: round to the nearest code"),
-                           (round_half_away(r), "a tie (x.5) goes to the even code, as np.rint and Python's round do"),
-                           (-np.rint(r), "the sign is flipped: Z = 0, so a negative weight has a negative code")):
-            if got[i] == wrong:
-                hint = why
-                break
+        rules = ((np.trunc, "int() cuts the fraction off (towards 0): round to the nearest code instead"),
+                 (np.floor, "floor rounds down (-47.7 -> -48 is right, but 63.7 -> 63 is not): round to nearest"),
+                 (np.ceil, "ceil rounds up: round to the nearest code"),
+                 (round_half_away, "a tie (x.5) goes to the even code, as np.rint and Python's round do"),
+                 (lambda a: -np.rint(a), "the sign is flipped: Z = 0, so a negative weight has a negative code"))
+        # name the rule that explains every code if there is one, else the first that explains this code
+        r_all = v / qp.scale
+        whole = [why for rule, why in rules if np.array_equal(got, rule(r_all))]
+        here = [why for rule, why in rules if got[i] == rule(r)]
+        if whole or here:
+            hint = (whole or here)[0]
         failed(f"q = {shown}: {v[i]:g} / S = {r:.4g} gives {want[i]:.0f}, not {got[i]:.6g}", hint)
     codes = ", ".join(f"{w:.0f}" for w in want)
     passed(f"S = max|x| / 127 = {amax:g} / 127 = {qp.scale:.6g}; q = {codes} (2.5 is a tie: it goes to the even "
