@@ -19,6 +19,7 @@ from .integer import quantize_multiplier, multiply_by_quantized_multiplier  # no
 from . import qat  # noqa: F401
 from . import cle, onnx_graph, realmodel, recognizer, textlines  # noqa: F401
 from . import minifloat, blockfloat  # noqa: F401
+from . import adaround, bias_correction  # noqa: F401
 from . import codebook  # noqa: F401
 from .codebook import *  # noqa: F401,F403
 
