@@ -418,9 +418,12 @@ def test_checkers_accept_right_and_reject_wrong():
     check.check_folded_bias(b - g * mu / np.sqrt(v + 1e-5), g, b, mu, v)
     with pytest.raises(check.ExerciseError):
         check.check_folded_bias(b - mu, g, b, mu, v)
-    check.check_cle_scales([2.0], [4.0], [1.0])
+    r1, r2 = check.NB09_R1, check.NB09_R2                # the exercise's own ranges: s = sqrt(r1 / r2)
+    check.check_cle_scales(np.sqrt(np.divide(r1, r2)), r1, r2)
     with pytest.raises(check.ExerciseError):
-        check.check_cle_scales([0.5], [4.0], [1.0])
+        check.check_cle_scales(np.sqrt(np.divide(r2, r1)), r1, r2)
+    with pytest.raises(check.ExerciseError):                # ranges changed by the learner
+        check.check_cle_scales([2.0], [4.0], [1.0])
     check.check_bias_scale([0.02, 0.04], 0.1, [0.2, 0.4])
     with pytest.raises(check.ExerciseError):
         check.check_bias_scale([0.3, 0.5], 0.1, [0.2, 0.4])
