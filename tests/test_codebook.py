@@ -360,3 +360,22 @@ def test_finetune_bad_input(ref):
         finetune_centroids(km, {"fc9": books["fc1"]}, d.X_train, d.y_train)
     with pytest.raises(ValueError, match="labels have shape"):
         finetune_centroids(km, {"fc2": books["fc1"]}, d.X_train, d.y_train)
+
+
+# ----------------------------------------------------------------------------- notebook 04's exercise 4
+def test_nb04_lloyd_checker_accepts_right_and_rejects_wrong_answers(capsys):
+    from qlib import check
+
+    w, c = check.NB04_LLOYD_W, check.NB04_LLOYD_C
+    new_c, labels = lloyd_step(w, c)
+    assert labels.tolist() == [0, 0, 2, 2, 2, 2, 2, 3] and new_c[1] == c[1]   # the exercise has an empty cluster
+    check.check_lloyd_step(labels, new_c)
+    check.check_lloyd_step(labels.astype(float).tolist(), new_c.astype(np.float32))
+    nan_c = new_c.copy()
+    nan_c[1] = np.nan
+    for lab, cents in ((labels, c), (labels, nan_c), (labels + 1, new_c), (c[labels], new_c), (labels, new_c[labels]),
+                       (labels, np.delete(new_c, 1)), (labels, None), ("0 0 2", new_c), (labels[:4], new_c)):
+        with pytest.raises(check.ExerciseError):
+            check.check_lloyd_step(lab, cents)
+    out = capsys.readouterr().out
+    assert "the mean of nothing is NaN" in out and "old centroids" in out and out.count("Correct") == 2

@@ -7,7 +7,7 @@ import numpy as np
 from . import _show, as_array, as_number, expect_close, failed, normalize_name, passed
 
 __all__ = ["NB04_W", "NB04_GROUPS", "NB04_CANDIDATES", "NB04_BUDGET", "check_group_scales",
-           "check_effective_bits", "check_best_config"]
+           "check_effective_bits", "check_best_config", "NB04_LLOYD_W", "NB04_LLOYD_C", "check_lloyd_step"]
 
 #: Exercise 1: a 4 x 4 weight matrix (4 output channels = rows) and its G = 2 channel groups. Not section 1's
 #: seed matrix (whose G = 2 scales that section prints): here group 0's largest magnitude is negative
@@ -30,6 +30,13 @@ NB04_CANDIDATES = (
     (2, "block-wise", 8),
 )
 NB04_BUDGET = 4.25
+
+#: Exercise 4: eight weights and a 2-bit codebook (4 centroids) for one Lloyd step. No weight lies halfway
+#: between two centroids (no ties), and no weight is nearest to centroid 1 (-0.45): its cluster is empty.
+NB04_LLOYD_W = np.array([-0.90, -0.75, -0.05, 0.00, 0.10, 0.20, 0.35, 1.10])
+NB04_LLOYD_C = np.array([-0.80, -0.45, 0.30, 0.80])
+NB04_LLOYD_W.setflags(write=False)
+NB04_LLOYD_C.setflags(write=False)
 
 
 def check_group_scales(scales, w=None, groups: int = NB04_GROUPS, bits: int = 4) -> None:
@@ -211,3 +218,95 @@ def check_best_config(answer, w=None) -> None:
         failed(f"{ans} fits the budget, but another candidate within budget has a smaller MSE",
                "compare the weight MSE of every candidate that fits")
     passed(f"{best} has the smallest weight MSE ({best_err:.3e}) at {eb:.3f} bits per weight.")
+
+
+def _loose_array(v):
+    """``v`` as a float array if it is a regular block of real numbers (NaN allowed), else None."""
+    if v is None or isinstance(v, (str, bytes, bool, np.bool_, dict, set)):
+        return None
+    try:
+        arr = np.asarray(v)
+        if arr.dtype.kind not in "iuf":
+            return None
+        return arr.astype(np.float64)
+    except Exception:   # ragged lists, objects
+        return None
+
+
+def check_lloyd_step(labels, centroids) -> None:
+    """Exercise 4: one Lloyd step on :data:`NB04_LLOYD_W` from the codebook :data:`NB04_LLOYD_C`, as
+    ``qlib.lloyd_step`` computes it: ``labels`` = index of each weight's nearest centroid (0..3),
+    ``centroids`` = the mean of each cluster, the empty cluster keeping its old value.
+
+    >>> check_lloyd_step([0, 0, 2, 2, 2, 2, 2, 3], [-0.825, -0.45, 0.12, 1.1])
+    ✅ Correct! Assign to the nearest centroid, move each centroid to its cluster's mean; centroid 1 (-0.45) got no weight and stays put.
+    >>> try:
+    ...     check_lloyd_step([0, 0, 2, 2, 2, 2, 2, 3], [-0.825, np.nan, 0.12, 1.1])
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: centroid 1 is NaN: no weight chose it, and the mean of nothing is NaN
+       Hint: a centroid with an empty cluster keeps its old value (-0.45)
+    """
+    from ..codebook import lloyd_step
+
+    w, c_old = NB04_LLOYD_W, NB04_LLOYD_C
+    truth_c, truth_lab = lloyd_step(w, c_old)
+    truth_lab = truth_lab.astype(np.int64)
+    n, k = w.size, c_old.size
+    # ---- labels
+    lab = _loose_array(labels)
+    if lab is not None and lab.shape == (n,) and np.isfinite(lab).all():
+        if np.allclose(lab, c_old[truth_lab]):
+            failed("these are the centroid values; labels are the indices 0..3 of the centroids",
+                   "labels[i] = the index j of the centroid nearest to w[i] (argmin, not min)")
+        if np.array_equal(lab, truth_lab + 1):
+            failed("your labels count from 1; Python (and qlib) index centroids from 0", "subtract 1")
+        if np.array_equal(lab, np.abs(w[:, None] - c_old[None, :]).argmax(axis=1)):
+            failed("that is the farthest centroid of each weight", "argmin of the distance, not argmax")
+    lab = as_array("labels", labels, shape=(n,), hint=f"one centroid index per weight: {n} whole numbers in 0..{k - 1}")
+    if not np.array_equal(lab, np.floor(lab)) or lab.min() < 0 or lab.max() > k - 1:
+        failed(f"labels should be whole numbers in 0..{k - 1} (indices of the {k} centroids), got {_show(labels)}",
+               "labels[i] = np.argmin(|w[i] - c_old|)")
+    wrong = np.flatnonzero(lab.astype(np.int64) != truth_lab)
+    if wrong.size:
+        i = int(wrong[0])
+        failed(f"w[{i}] = {w[i]:+.2f} is nearest to centroid {truth_lab[i]} ({c_old[truth_lab[i]]:+.2f}), "
+               f"not to centroid {int(lab[i])} ({c_old[int(lab[i])]:+.2f})",
+               "label = argmin over j of |w - c_old[j]|, for each weight")
+    # ---- centroids
+    empty = np.flatnonzero(np.bincount(truth_lab, minlength=k) == 0)
+    got = _loose_array(centroids)
+    if got is not None and got.shape == (k,) and empty.size:
+        j = int(empty[0])
+        ok_rest = np.allclose(np.delete(got, empty), np.delete(truth_c, empty), rtol=1e-6)
+        if np.isnan(got[j]) and ok_rest:
+            failed(f"centroid {j} is NaN: no weight chose it, and the mean of nothing is NaN",
+                   f"a centroid with an empty cluster keeps its old value ({c_old[j]:+.2f})")
+        if got[j] == 0 and ok_rest:
+            failed(f"centroid {j} got no weight, and you set it to 0", f"it keeps its old value ({c_old[j]:+.2f})")
+    if got is not None and got.shape == (k - empty.size,) and empty.size \
+            and np.allclose(got, np.delete(truth_c, empty), rtol=1e-6):
+        failed(f"you dropped the empty cluster: the codebook still has {k} centroids",
+               f"keep centroid {int(empty[0])} at its old value, in its place")
+    if got is not None and got.shape == (n,):
+        failed(f"that is one value per weight; the codebook has one per centroid ({k})",
+               "new_centroids[j] = mean of the weights with label j")
+    c = as_array("centroids", centroids, shape=(k,), hint=f"one new value per centroid: {k} numbers")
+    medians = np.array([np.median(w[truth_lab == j]) if np.any(truth_lab == j) else c_old[j] for j in range(k)])
+    mids = np.array([(w[truth_lab == j].min() + w[truth_lab == j].max()) / 2 if np.any(truth_lab == j) else c_old[j]
+                     for j in range(k)])
+    diagnoses = [
+        (c_old, "these are the old centroids: the update step is missing", "move each centroid to the mean of its weights"),
+        (medians, "that is each cluster's median; k-means uses the mean", "np.mean of the weights with label j"),
+        (mids, "that is the midpoint of each cluster's min and max; k-means uses the mean of all its weights",
+         "np.mean of the weights with label j"),
+        (np.full(k, w.mean()), "that is the mean of all the weights, for every centroid", "one mean per cluster"),
+    ]
+    for wrong_c, msg, hint in diagnoses:
+        if np.allclose(c, wrong_c, rtol=1e-6) and not np.allclose(wrong_c, truth_c, rtol=1e-6):
+            failed(msg, hint)
+    expect_close("centroids", c, truth_c, rtol=1e-6,
+                 hint="new c[j] = mean of the weights with label j; an empty cluster keeps its old value")
+    passed(f"Assign to the nearest centroid, move each centroid to its cluster's mean; centroid {int(empty[0])} "
+           f"({c_old[int(empty[0])]:+.2f}) got no weight and stays put." if empty.size else
+           "Assign to the nearest centroid, move each centroid to its cluster's mean.")

@@ -46,4 +46,24 @@ WRONG = {
         # not here: W2 rebound to another layer (the harness cannot restore W2, which a later cell reads);
         # check_best_config's doctest shows that it is refused
     ],
+    4: [  # one Lloyd step on check.NB04_LLOYD_W from check.NB04_LLOYD_C: labels [0 0 2 2 2 2 2 3], c_new [-0.825 -0.45 0.12 1.1]
+        ("update step forgotten (old centroids)", "c_new = c_old.copy()"),
+        ("empty cluster -> NaN (np.mean of nothing)",
+         "with np.errstate(all='ignore'):\n    c_new = np.array([np.mean(w_km[labels == j]) for j in range(4)])"),
+        ("empty cluster -> 0 (bincount sums / counts)",
+         "c_new = np.bincount(labels, weights=w_km, minlength=4) / np.maximum(np.bincount(labels, minlength=4), 1)"),
+        ("empty cluster dropped", "c_new = np.array([w_km[labels == j].mean() for j in np.unique(labels)])"),
+        ("median instead of mean", "c_new = np.array([np.median(w_km[labels == j]) if np.any(labels == j) else c_old[j] for j in range(4)])"),
+        ("midpoint of the cluster's min and max",
+         "c_new = np.array([(w_km[labels == j].min() + w_km[labels == j].max()) / 2 if np.any(labels == j) else c_old[j] for j in range(4)])"),
+        ("the mean of all weights for every centroid", "c_new = np.full(4, w_km.mean())"),
+        ("decoded weights (one value per weight)", "c_new = c_new[labels]"),
+        ("labels counted from 1", "labels = labels + 1"),
+        ("labels are the centroid values (min, not argmin)", "labels = c_old[labels]"),
+        ("farthest centroid (argmax)", "labels = np.abs(w_km[:, None] - c_old[None, :]).argmax(axis=1)"),
+        ("rounded onto a uniform grid over [c_old[0], c_old[-1]]",
+         "labels = np.clip(np.rint((w_km - c_old[0]) / ((c_old[-1] - c_old[0]) / 3)), 0, 3).astype(int)"),
+        ("labels and centroids swapped", "labels, c_new = c_new, labels"),
+        ("centroids in the wrong order (sorted by cluster size)", "c_new = c_new[np.argsort(-np.bincount(labels, minlength=4), kind='stable')]"),
+    ],
 }
