@@ -6,9 +6,9 @@ import numbers
 
 import numpy as np
 
-from . import _show, as_number, call_learner, expect_name, failed, passed
+from . import _show, as_array, as_number, call_learner, expect_name, failed, passed
 
-__all__ = ["ema_minmax_function", "kl_levels_by_hand", "outlier_winner"]
+__all__ = ["ema_minmax_function", "kl_levels_by_hand", "outlier_winner", "bias_correction_function"]
 
 
 def _outlier_batches(seed: int = 0):
@@ -152,3 +152,61 @@ def outlier_winner(answer: str, bits: int = 4) -> None:
                "with one value at 60, how large is min-max's step at 4 bits, and how many values lie near 0..3?")
     passed(f"min-max stretches the grid to the outlier: MSE {errs['minmax']:.3g} vs {errs['percentile']:.3g} "
            "with the 99.99th percentile.")
+
+
+def _bias_layer(seed: int = 15):
+    """A 5 x 7 layer (out != in != n, so a wrong axis shows), its 2-bit per-channel RTN weights,
+    a bias, and 40 post-ReLU inputs with a clearly non-zero mean."""
+    from ..linear import fake_quantize, qparams_from_tensor
+
+    rng = np.random.default_rng(seed)
+    W = rng.normal(0.0, 0.5, size=(5, 7))
+    W_q = fake_quantize(W, qparams_from_tensor(W, bits=2, symmetric=True, axis=0))
+    b = rng.normal(0.0, 0.1, size=5)
+    x = np.maximum(rng.normal(0.5, 1.0, size=(40, 7)), 0.0)
+    return W, W_q, b, x
+
+
+def _bias_hint(got, W, W_q, b, x, shift):
+    near = lambda a: np.shape(a) == got.shape and np.allclose(got, a, rtol=1e-6, atol=1e-9)  # noqa: E731
+    if near(b + shift):
+        return "wrong sign: the quantized layer's outputs are higher by the shift, so subtract it from b"
+    if near(shift) or near(-shift):
+        return "return the corrected bias, b - shift, not the shift itself"
+    if near(b - (W_q - W) @ x.sum(axis=0)):
+        return "average over the samples (mean), not the sum"
+    if near(b - (x @ W_q.T).mean(axis=0)):
+        return "the shift is mean(x @ W_q.T) - mean(x @ W.T): subtract the float layer's mean output too"
+    if near(b - np.abs(W_q - W) @ x.mean(axis=0)):
+        return "keep the sign of the rounding errors: errors up and down partly cancel"
+    if near(b - np.full_like(b, shift.mean())):
+        return "one shift per output channel: do not average over the channels"
+    return "shift = mean over the samples (axis 0) of x @ W_q.T - x @ W.T; return b - shift"
+
+
+def bias_correction_function(fn) -> None:
+    """Exercise 4: ``fn(W, W_q, b, x)`` must return the empirically corrected bias
+    ``b - shift``, ``shift = mean_n(x @ W_q.T) - mean_n(x @ W.T)`` (one value per output channel),
+    without modifying its inputs.
+
+    >>> from qlib.bias_correction import correct_bias, empirical_output_shift
+    >>> bias_correction_function(lambda W, W_q, b, x: correct_bias(b, empirical_output_shift(W, W_q, x)))
+    ✅ Correct! Shifts of up to 0.45 per channel undone; the corrected layer's mean output equals the float one.
+    """
+    from ..bias_correction import correct_bias, empirical_output_shift
+
+    W, W_q, b, x = _bias_layer()
+    shift = empirical_output_shift(W, W_q, x)
+    ref = correct_bias(b, shift)
+    args = [a.copy() for a in (W, W_q, b, x)]
+    got = call_learner(fn, *args, expected_args="W, W_q, b, x")
+    if any(not np.array_equal(a, o) for a, o in zip(args, (W, W_q, b, x))):
+        failed("your function changed its inputs (W, W_q, b or x)", "compute a new array: return b - shift")
+    got = as_array("the corrected bias", got, hint="return one number per output channel, shape (5,)")
+    if got.shape != ref.shape:
+        failed(f"the corrected bias has shape {got.shape}, expected {ref.shape} (one per output channel)",
+               "average over the samples, axis 0: x @ W.T has shape (n_samples, out)")
+    if not np.allclose(got, ref, rtol=1e-6, atol=1e-9):
+        failed(f"corrected bias = {_show(got)}", _bias_hint(got, W, W_q, b, x, shift))
+    passed(f"Shifts of up to {np.abs(shift).max():.2f} per channel undone; the corrected layer's mean output "
+           "equals the float one.")

@@ -100,4 +100,40 @@ WRONG = {
         ("not a string", "answer = 1"),
         ("None", "answer = None"),
     ],
+    4: [  # bias_corrected(W, W_q, b, x) = b - (mean_n x @ W_q.T - mean_n x @ W.T)
+        ("wrong sign: b + shift",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b + (x @ W_q.T).mean(axis=0) - (x @ W.T).mean(axis=0)"),
+        ("error W - W_q instead of W_q - W",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - (W - W_q) @ x.mean(axis=0)"),
+        ("returns the shift, not the bias",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return (x @ W_q.T).mean(axis=0) - (x @ W.T).mean(axis=0)"),
+        ("sum over the samples instead of the mean",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - (W_q - W) @ x.sum(axis=0)"),
+        ("float layer's output forgotten",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - (x @ W_q.T).mean(axis=0)"),
+        ("absolute rounding errors",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - np.abs(W_q - W) @ x.mean(axis=0)"),
+        ("one shift for all channels",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - ((x @ W_q.T) - (x @ W.T)).mean()"),
+        ("mean over the wrong axis (features instead of samples)",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - ((x @ W_q.T) - (x @ W.T)).mean(axis=1)"),
+        ("modifies b in place",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    b -= (x @ W_q.T).mean(axis=0) - (x @ W.T).mean(axis=0)\n"
+         "    return b"),
+        ("W.T and W_q.T swapped into W @ x (shape error)",
+         "def bias_corrected(W, W_q, b, x):\n"
+         "    return b - (W_q @ x - W @ x).mean(axis=0)"),
+        ("returns a list of strings", "def bias_corrected(W, W_q, b, x):\n    return ['0'] * len(b)"),
+        ("returns None", "def bias_corrected(W, W_q, b, x):\n    pass"),
+        ("not a function", "bias_corrected = 0.5"),
+    ],
 }
