@@ -641,3 +641,24 @@ def test_large_tensor_fast_path_huge_finite_values_clamp():
     x[::2] = -3e38
     qp = qparams_from_range(-1.0, 1.0, bits=8)
     np.testing.assert_array_equal(quantize(x, qp), np.where(x > 0, qp.qmax, qp.qmin))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), bits=st.integers(2, 16), symmetric=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), n=st.integers(2**16, 3 * 2**16 + 7))
+def test_blocked_fast_paths_equal_the_formula_bit_for_bit(seed, bits, symmetric, dtype, n):
+    # quantize / fake_quantize of >= 65536 values run block by block: same numbers as the one-line path
+    x = np.random.default_rng(seed).standard_normal(n).astype(dtype) * 3
+    qp = qparams_from_range(-2.0, 1.5, bits=bits, symmetric=symmetric)   # some values clip
+    small = lambda f: np.concatenate([f(x[i:i + 4096], qp) for i in range(0, n, 4096)])  # noqa: E731
+    got_q, got_fq = quantize(x, qp), fake_quantize(x, qp)
+    assert got_fq.dtype == dtype
+    np.testing.assert_array_equal(got_q, small(quantize))
+    np.testing.assert_array_equal(got_fq, small(fake_quantize))
+
+
+def test_fake_quantize_fast_path_refuses_nan():
+    x = np.zeros(2**17, np.float32)
+    x[100_000] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fake_quantize(x, qparams_from_range(-1.0, 1.0, bits=8))
