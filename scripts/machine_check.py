@@ -1,10 +1,11 @@
 """Which printed numbers would change on another CPU? Re-run notebooks with a different BLAS kernel.
 
-    python scripts/machine_check.py                          # every notebook, OpenBLAS forced to Haswell (AVX2)
-    python scripts/machine_check.py --coretype Sandybridge notebooks/07_qat_ste.ipynb
+    python scripts/machine_check.py                          # every notebook, as on an AVX2 laptop
+    python scripts/machine_check.py --coretype Sandybridge --numpy-disable "X86_V4 X86_V3" notebooks/07_qat_ste.ipynb
 
-numpy's OpenBLAS picks its float32 matrix-product kernel from the CPU (DYNAMIC_ARCH); forcing another
-one (``OPENBLAS_CORETYPE``) sums the products in another order, as a learner's laptop would. Each
+numpy's OpenBLAS picks its float32 matrix-product kernel from the CPU (DYNAMIC_ARCH), and numpy its
+SIMD loops (sums, divisions); forcing others (``OPENBLAS_CORETYPE``, ``NPY_DISABLE_CPU_FEATURES``)
+sums in another order, as a learner's laptop would (default: Haswell kernels, no AVX-512 loops). Each
 notebook is executed (nothing is written) and every cell whose text output differs from the committed
 one is listed, marked ``labelled`` when its source, its output or the markdown cell just above says
 "machine-dependent" (docs/conventions.md §6), ``UNLABELLED`` otherwise (always for a cell pinned with
@@ -49,12 +50,15 @@ def labelled(nb, i: int) -> bool:
     return LABEL in cell.source or LABEL in text_of(cell) or LABEL in above
 
 
-def differing_cells(path: Path, coretype: str) -> list[tuple[int, bool]]:
-    """``(cell index, labelled)`` of the cells whose text output changes under ``coretype``."""
+def differing_cells(path: Path, coretype: str, numpy_disable: str = "") -> list[tuple[int, bool]]:
+    """``(cell index, labelled)`` of the cells whose text output changes under ``coretype``
+    (and with numpy's ``numpy_disable`` SIMD targets switched off)."""
     committed = nbformat.read(path, as_version=4)
     nb = nbformat.read(path, as_version=4)
-    saved = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "MPLBACKEND")}
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "MPLBACKEND", "NPY_DISABLE_CPU_FEATURES")}
     os.environ["OPENBLAS_CORETYPE"] = coretype
+    if numpy_disable:
+        os.environ["NPY_DISABLE_CPU_FEATURES"] = numpy_disable
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
         NotebookClient(nb, timeout=600, kernel_name="python3",
@@ -69,16 +73,19 @@ def differing_cells(path: Path, coretype: str) -> list[tuple[int, bool]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--coretype", default="Haswell", help="OPENBLAS_CORETYPE to force (default Haswell)")
+    ap.add_argument("--numpy-disable", default="X86_V4 AVX512_ICL AVX512_SPR",
+                    help="NPY_DISABLE_CPU_FEATURES (default: numpy's AVX-512 loops off; '' keeps them)")
     ap.add_argument("paths", nargs="*", type=Path)
     args = ap.parse_args(argv)
     paths = args.paths or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     bad = 0
     for path in paths:
-        diffs = differing_cells(path, args.coretype)
+        diffs = differing_cells(path, args.coretype, args.numpy_disable)
         bad += sum(not ok for _, ok in diffs)
         listed = ", ".join(f"{i} ({'labelled' if ok else 'UNLABELLED'})" for i, ok in diffs) or "none"
         print(f"{path.name:40s} cells that change: {listed}")
-    print(f"{bad} unlabelled cell(s) change with OPENBLAS_CORETYPE={args.coretype}")
+    print(f"{bad} unlabelled cell(s) change with OPENBLAS_CORETYPE={args.coretype}, "
+          f"NPY_DISABLE_CPU_FEATURES={args.numpy_disable!r}")
     return 1 if bad else 0
 
 
