@@ -5,7 +5,7 @@ Each exercise runs inside the notebook, after the cells above it.
 """
 
 
-# %% Exercise 1: Check yourself  (cell 18)
+# %% Exercise 1: Check yourself  (cell 28)
 # The reference model's first layer `fc1` has 128 × 64 = 8,192 weights. How many bytes do...
 # BEGIN SOLUTION
 fc1_int4_bytes = 128 * 64 // 2

@@ -5,7 +5,7 @@ Each exercise runs inside the notebook, after the cells above it.
 """
 
 
-# %% Exercise 1: 6 · Check yourself  (cell 26)
+# %% Exercise 1: 6 · Check yourself  (cell 27)
 # **Exercise 1.** Compute by hand (or with plain arithmetic, not qlib) the step size S an...
 # BEGIN SOLUTION
 S = (2.2 - (-0.7)) / 255
@@ -16,7 +16,7 @@ print(f"S = {S:.6f}, Z = {Z}")
 #     check.scale_and_zero_point(S, Z, x_min=-0.7, x_max=2.2, bits=8)
 
 
-# %% Exercise 2: 6 · Check yourself  (cell 29)
+# %% Exercise 2: 6 · Check yourself  (cell 30)
 # **Exercise 2.** Write `my_quantize(x, S, Z, qmin, qmax)` with numpy only: divide, round...
 def my_quantize(x, S, Z, qmin, qmax):
     # BEGIN SOLUTION

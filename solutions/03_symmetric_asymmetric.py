@@ -8,9 +8,10 @@ Each exercise runs inside the notebook, after the cells above it.
 # %% Exercise 1: 5 · Check yourself  (cell 25)
 # **Exercise 1.** A weight tensor spans `[−2.54, 1.90]`. Compute by hand (plain arithmeti...
 x_min, x_max = -2.54, 1.90
+values = check.NB03_VALUES          # (1.274, -0.954, 0.05)
 # BEGIN SOLUTION
 S = max(abs(x_min), abs(x_max)) / 127
-q = round(1.90 / S)
+q = [round(v / S) for v in values]  # v / S = 63.7, -47.7, 2.5 -> 64, -48, 2 (the tie 2.5 goes to even)
 # END SOLUTION
 print(f"S = {S:.6f}, q = {q}")
 # checked in the notebook by:

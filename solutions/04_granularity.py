@@ -5,19 +5,21 @@ Each exercise runs inside the notebook, after the cells above it.
 """
 
 
-# %% Exercise 1: 7 · Check yourself  (cell 31)
-# **Exercise 1 — the seed's channel groups by hand.** Compute the symmetric 4-bit scales...
+# %% Exercise 1: 8 · Check yourself  (cell 40)
+# **Exercise 1 — the seed's channel groups by hand.** Section 1 printed the G = 2 scales...
+w_ex = check.NB04_W                                        # 4 channels (rows) x 4 inputs
+print(w_ex)
 G = 2
 # BEGIN SOLUTION
-group_max = np.abs(w).reshape(G, -1).max(axis=1)          # rows 0-1 and rows 2-3
-scales = np.repeat(group_max / 7, w.shape[0] // G)
+group_max = np.abs(w_ex).reshape(G, -1).max(axis=1)       # rows 0-1 and rows 2-3
+scales = np.repeat(group_max / 7, w_ex.shape[0] // G)
 # END SOLUTION
 print(np.array2string(scales, precision=4))
 # checked in the notebook by:
-#     check.check_group_scales(scales, w, groups=G, bits=4)
+#     check.check_group_scales(scales)      # judged on check.NB04_W with G = 2
 
 
-# %% Exercise 2: 7 · Check yourself  (cell 34)
+# %% Exercise 2: 8 · Check yourself  (cell 43)
 # **Exercise 2 — what does it cost?** A model stores **3-bit asymmetric** weights in bloc...
 # BEGIN SOLUTION
 bits_per_weight = 3 + (16 + 8) / 64
@@ -27,7 +29,7 @@ print(f"{bits_per_weight:.3f}")
 #     check.check_effective_bits(bits_per_weight)
 
 
-# %% Exercise 3: 7 · Check yourself  (cell 37)
+# %% Exercise 3: 8 · Check yourself  (cell 46)
 # **Exercise 3 — the best scheme within a budget.** You may spend at most `check.NB04_BUD...
 # BEGIN SOLUTION
 best, best_err = None, np.inf
@@ -41,3 +43,19 @@ for bits, gran, gs in check.NB04_CANDIDATES:
 print("best within budget:", best)
 # checked in the notebook by:
 #     check.check_best_config(best, W2)
+
+
+# %% Exercise 4: 8 · Check yourself  (cell 49)
+# **Exercise 4 — one Lloyd step by hand.** Eight weights `w_km` (`check.NB04_LLOYD_W`) an...
+w_km, c_old = check.NB04_LLOYD_W, check.NB04_LLOYD_C
+print("w:", w_km, "\nc:", c_old)
+# BEGIN SOLUTION
+labels = np.abs(w_km[:, None] - c_old[None, :]).argmin(axis=1)     # nearest centroid of each weight
+c_new = c_old.copy()                                               # a centroid no weight chose keeps its value
+for j in range(len(c_old)):
+    if np.any(labels == j):
+        c_new[j] = w_km[labels == j].mean()
+# END SOLUTION
+print("labels:", labels, "  new centroids:", np.array2string(c_new, precision=4))
+# checked in the notebook by:
+#     check.check_lloyd_step(labels, c_new)      # judged on check.NB04_LLOYD_W and check.NB04_LLOYD_C

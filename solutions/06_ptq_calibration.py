@@ -5,7 +5,7 @@ Each exercise runs inside the notebook, after the cells above it.
 """
 
 
-# %% Exercise 1: Check yourself 1 — implement EMA min-max  (cell 13)
+# %% Exercise 1: Check yourself 1 — implement EMA min-max  (cell 15)
 # Write `ema_minmax(batches, c)` that returns `(min, max)` like `MovingAverageMinMaxObser...
 def ema_minmax(batches, c=0.01):
     # BEGIN SOLUTION
@@ -19,7 +19,7 @@ def ema_minmax(batches, c=0.01):
 #     check.ema_minmax_function(ema_minmax)
 
 
-# %% Exercise 2: Check yourself 2 — how many levels?  (cell 22)
+# %% Exercise 2: Check yourself 2 — how many levels?  (cell 24)
 # At 4 bits, how many levels `nq` does the KL method merge the histogram into for signed...
 # BEGIN SOLUTION
 nq_signed, nq_unsigned = 8, 16
@@ -28,10 +28,21 @@ nq_signed, nq_unsigned = 8, 16
 #     check.kl_levels_by_hand(nq_signed, nq_unsigned)
 
 
-# %% Exercise 3: Check yourself 3 — predict the winner  (cell 42)
+# %% Exercise 3: Check yourself 3 — predict the winner  (cell 44)
 # ReLU data (100 000 values) plus **one** value at 60. At 4 bits, which gives the smaller...
 # BEGIN SOLUTION
 answer = "percentile"
 # END SOLUTION
 # checked in the notebook by:
 #     check.outlier_winner(answer)
+
+
+# %% Exercise 4: Check yourself 4 — empirical bias correction of one layer  (cell 53)
+# Write `bias_corrected(W, W_q, b, x)`: `W` (out, in) float weights, `W_q` their quantize...
+def bias_corrected(W, W_q, b, x):
+    # BEGIN SOLUTION
+    shift = (x @ W_q.T).mean(axis=0) - (x @ W.T).mean(axis=0)
+    return b - shift
+    # END SOLUTION
+# checked in the notebook by:
+#     check.bias_correction_function(bias_corrected)

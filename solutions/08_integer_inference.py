@@ -17,10 +17,10 @@ print(M0_ex, shift_ex)
 #     check.multiplier_by_hand(M0_ex, shift_ex, M_ex)
 
 
-# %% Exercise 2: Check yourself: one neuron's output code  (cell 17)
-# Now `fc3` (no ReLU: the logits), output 3, for the same image. Use integers only: the a...
-L3, IL3, j = qm.layers[2], im.layers[2], 3
-x3, w3 = codes["fc2"][0], L3.w_codes[j]                   # fc3's input codes and weight row j
+# %% Exercise 2: Check yourself: one neuron's output code  (cell 19)
+# Take its `fc3` (no ReLU: the logits), output 8, for the same image. Use integers only:...
+L3, IL3, j = qm_sym.layers[2], im_sym.layers[2], 8
+x3, w3 = codes_sym["fc2"][0], L3.w_codes[j]                   # fc3's input codes and weight row j
 z3_in, b3, z3_out = L3.in_qp.zero_point, int(L3.bias_codes[j]), L3.out_qp.zero_point
 M0_3, shift_3 = int(IL3.M0[j]), int(IL3.shift[j])
 # BEGIN SOLUTION
