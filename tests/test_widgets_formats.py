@@ -6,6 +6,7 @@ import pytest
 from qlib import minifloat
 from qlib.formats import MINIFLOAT_OF
 from qlib.widgets import formats as explorer
+from widget_checks import cut_off
 
 VALUES = [0.0, 1e-7, -0.1, 1.5, 300.0, 500.0, 70000.0, -3.0e38]
 
@@ -51,6 +52,7 @@ def test_draw_spacing(value, fmt):
     # each float curve stops at its largest value: e.g. FP4's at 6
     fp4 = ax.get_lines()[explorer.FORMAT_NAMES.index("fp4_e2m1")]
     assert fp4.get_xdata().max() <= 6.0
+    assert cut_off(fig) == []
     plt.close(fig)
 
 
@@ -90,3 +92,33 @@ def test_saturate_box_always_changes_what_is_shown(fmt, value):
     assert off != on
     if fmt in MINIFLOAT_OF:
         assert f"{explorer.store(value, fmt, saturate=True).stored:.10g}" in on
+
+
+def test_value_box_reads_one_third():
+    """The prose says "try 0.1, 1/3, 300": a FloatText silently refused 1/3."""
+    import ipywidgets as w
+
+    from qlib.widgets import interactive_figure
+
+    ctl = explorer.controls()
+    box = interactive_figure(lambda value, fmt, saturate: explorer.draw_spacing(value, fmt=fmt), ctl,
+                             readout=lambda value, fmt, saturate: explorer.readout(explorer.store(value, fmt)))
+    html = next(c for c in box.children if isinstance(c, w.HTML))
+    ctl["value"].value = "1/3"
+    assert explorer.readout(explorer.store(1 / 3, "bf16")) == html.value and "0.333984375" in html.value
+
+
+def test_format_dropdown_changes_the_figure():
+    import matplotlib.pyplot as plt
+
+    from qlib.widgets import render_png
+
+    widths = {}
+    for fmt in ("bf16", "int4"):
+        fig = explorer.draw_spacing(0.1, fmt=fmt)
+        widths[fmt] = [ln.get_linewidth() for ln in fig.axes[0].get_lines()]
+        png = render_png(fig)
+        plt.close(fig)
+        widths[fmt + "png"] = png
+    assert widths["bf16"] != widths["int4"] and widths["bf16png"] != widths["int4png"]
+    assert widths["int4"][explorer.FORMAT_NAMES.index("int4")] > widths["bf16"][explorer.FORMAT_NAMES.index("int4")]

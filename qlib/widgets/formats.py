@@ -251,11 +251,15 @@ def cast_modes(value: float, fmt: str, saturate: bool) -> str:
 
 
 def controls():
+    """The explorer's controls: a number box that reads ``1/3`` or ``2**-10`` as well as ``0.1``
+    (:func:`qlib.widgets.number_text`), a format dropdown and the saturate box."""
     import ipywidgets as w
+
+    from . import number_text
 
     style = {"description_width": "initial"}
     return {
-        "value": w.FloatText(value=0.1, description="value x", style=style),
+        "value": number_text(0.1, "value x", style=style),
         "fmt": w.Dropdown(options=FORMAT_NAMES, value="bf16", description="format", style=style),
         "saturate": w.Checkbox(value=False, description="saturate (FP8/FP6/FP4)", style=style),
     }
