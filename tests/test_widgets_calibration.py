@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from qlib.widgets import calibration as wc  # noqa: E402
+from widget_checks import cut_off  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,24 @@ def test_widget_builds(state):
     box = wc.widget(state)
     assert len(box.children) == 3
     plt.close("all")
+
+
+def test_widget_descriptions_are_not_cut(state):
+    """"activation bits" was shown as "activation ..." in the default 80 px label."""
+    box = wc.widget(state)
+    calibrator, bits, percentile = box.children[0].children
+    assert bits.description == "activation bits"
+    assert all(c.style.description_width == "initial" for c in (calibrator, bits, percentile))
+    assert calibrator.layout.width == "max-content"
+    plt.close("all")
+
+
+@pytest.mark.parametrize("cal", wc.CALIBRATOR_CHOICES)
+@pytest.mark.parametrize("bits", wc.BITS_RANGE)
+def test_figure_labels_inside(state, cal, bits):
+    fig = wc.draw(state, cal, bits, wc.PERCENTILE_CHOICES[-1])
+    assert cut_off(fig) == []
+    plt.close(fig)
 
 
 @pytest.mark.parametrize("kw", [dict(calibrator="median"), dict(bits=1), dict(bits=9), dict(percentile=97.0)])

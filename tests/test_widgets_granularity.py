@@ -20,6 +20,7 @@ from qlib.granularity import (  # noqa: E402
 )
 from qlib.linear import fake_quantize  # noqa: E402
 from qlib.widgets import granularity as wg  # noqa: E402
+from widget_checks import cut_off  # noqa: E402
 
 BITS_EXT = (min(wg.BITS), max(wg.BITS))
 GROUPS_EXT = (min(wg.GROUPS), max(wg.GROUPS))
@@ -69,6 +70,7 @@ def test_view_and_draw_at_every_extreme(setup, layer, bits, granularity, extreme
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
     assert fig.axes[1].get_legend() is not None
     assert fig.get_size_inches()[0] <= 10 and fig.get_size_inches()[1] <= 4
+    assert cut_off(fig) == []
     plt.close(fig)
 
 
@@ -146,6 +148,24 @@ def test_widget_builds_and_reacts(setup):
     controls[2].value = "block-wise"
     controls[4].value = max(wg.GROUP_SIZES)
     assert "group_size = 64" in html.value
+
+
+def test_sliders_that_do_nothing_are_greyed_out_and_say_when_they_act(setup):
+    """In per-tensor mode G and group size changed nothing, without saying so."""
+    pytest.importorskip("ipywidgets")
+    box = wg.granularity_widget(setup[3])
+    _, _, gran, groups, size = box.children[0].children
+    assert gran.value == "per-tensor" and groups.disabled and size.disabled
+    assert "channel-groups" in groups.tooltip and "block-wise" in size.tooltip
+    expected = {"per-tensor": (True, True), "per-channel": (True, True),
+                "channel-groups": (False, True), "block-wise": (True, False)}
+    for g in GRANULARITIES:
+        gran.value = g
+        assert (groups.disabled, size.disabled) == expected[g], g
+    html = box.children[1].value
+    gran.value = "per-tensor"
+    assert groups.disabled and size.disabled and box.children[1].value != html
+    plt.close("all")
 
 
 def test_static_figures():

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 
 from qlib import fake_quantize, reference_model  # noqa: E402
 from qlib.widgets import linear as demo  # noqa: E402
+from widget_checks import cut_off  # noqa: E402
 
 W = reference_model().linear_layers[1].W
 
@@ -26,6 +27,7 @@ def test_extremes(scale, zero_point, bits):
     assert "SQNR" in demo.readout(r)
     fig = demo.draw_staircase(r)
     assert len(fig.axes) == 3
+    assert cut_off(fig) == []
     plt.close(fig)
 
 
@@ -43,3 +45,19 @@ def test_controls_follow_bits():
     assert c["zero_point"].max == 3 and c["zero_point"].value == 3
     c["bits"].value = 8
     assert c["zero_point"].max == 255
+
+
+def test_scale_readout_tells_every_slider_position_apart():
+    """".4f" showed 0.0010 for every S from 0.00100 to 0.00105: the readout must differ between any two
+    positions of the slider (Python's format spec reads like the d3 format the browser uses)."""
+    s = demo.controls()["scale"]
+    n = int(round((s.max - s.min) / s.step))
+    shown = [format(s.base ** (s.min + k * s.step), s.readout_format) for k in range(n + 1)]
+    assert len(set(shown)) == len(shown)
+    assert format(demo.SCALE_MIN, s.readout_format) == "0.001" and format(0.00102, s.readout_format) == "0.00102"
+
+
+def test_title_shows_the_scale_with_its_significant_digits():
+    fig = demo.draw_staircase(demo.staircase(0.00102, 0, 8, data=W))
+    assert fig._suptitle.get_text().startswith("S = 0.00102,")
+    plt.close(fig)

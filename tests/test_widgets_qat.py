@@ -12,6 +12,7 @@ import qlib  # noqa: E402
 from qlib import qat  # noqa: E402
 from qlib.linear import QParams  # noqa: E402
 from qlib.widgets import qat as wq  # noqa: E402
+from widget_checks import cut_off  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,7 @@ def grid():
 def labelled(fig):
     for ax in fig.axes:
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    assert cut_off(fig) == []  # no label sticks out of the figure (the PNG would cut it off)
     plt.close(fig)
 
 

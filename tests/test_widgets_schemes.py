@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from qlib.nn import MLP  # noqa: E402
+from widget_checks import cut_off  # noqa: E402
 from qlib.schemes import SCHEMES  # noqa: E402
 from qlib.widgets.schemes import (  # noqa: E402
     DEMO_BITS,
@@ -123,6 +124,7 @@ def test_draw_returns_labelled_figure(data, distribution, scheme, bits):
         assert [t.get_text() for t in ax.get_yticklabels()][-1] == "codes"
         w, h = fig.get_size_inches()
         assert w <= 10 and h <= 4
+        assert cut_off(fig) == []  # the x label was cut off at the bottom
     finally:
         plt.close(fig)
 
@@ -137,6 +139,16 @@ def test_widget_builds_and_reacts(data):
     assert "asymmetric" in readout.value and "wasted 0" in readout.value
     controls[2].value = DEMO_BITS[1]
     assert "8 bits" in readout.value
+    plt.close("all")
+
+
+def test_widget_shows_whole_labels_and_options(data):
+    """The data dropdown showed "Gaussian + 0.1 % outl..." and the scheme one cut its longest labels."""
+    box = scheme_widget(data)
+    for c in box.children[0].children:
+        assert c.style.description_width == "initial"
+    for dropdown in box.children[0].children[:2]:
+        assert dropdown.layout.width == "max-content"
     plt.close("all")
 
 

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from qlib.widgets import snpe as ws  # noqa: E402
+from widget_checks import cut_off  # noqa: E402
 
 EXTREMES = [ws.VALUE_MIN, -1.8, 0.0, 0.5, ws.VALUE_MAX]
 
@@ -49,6 +50,7 @@ def test_figure_at_extremes(x_min, x_max, bits):
         if x_min <= x_max:
             assert axes[0].get_xlabel() and axes[1].get_xlabel() and axes[0].get_title()
             assert axes[0].get_legend() is not None
+        assert cut_off(fig) == []
     finally:
         plt.close(fig)
 

@@ -96,7 +96,7 @@ def grid_view(grid: Grid, bits: int, granularity: str, cle: bool, calibrator: st
     if bits not in grid.bits:
         raise ValueError(f"bits={bits!r} was not computed; choose one of {', '.join(map(str, grid.bits))}")
     key = (bits, granularity, bool(cle), calibrator)
-    all_bits = sorted(grid.bits, reverse=True)
+    all_bits = sorted(grid.bits)  # the chart's x axis, in the slider's order
     curves = {g: [grid.acc[(b, g, bool(cle), calibrator)] for b in all_bits] for g in GRANULARITIES}
     return {"acc": grid.acc[key], "agree": grid.agree[key], "dp": grid.dp[key], "bits": all_bits,
             "curves": curves, "fp32": grid.fp32_acc, "n": grid.n}
@@ -144,9 +144,9 @@ def capstone_widget(grid: Grid):
 
     from . import interactive_figure
 
-    bits = sorted(grid.bits, reverse=True)
+    bits = sorted(grid.bits)  # fewest bits at the left end (Home), most at the right (End), as every slider
     controls = {
-        "bits": w.SelectionSlider(options=bits, value=bits[0], description="weight bits"),
+        "bits": w.SelectionSlider(options=bits, value=bits[-1], description="weight bits"),
         "granularity": w.ToggleButtons(options=list(GRANULARITIES), value="per-tensor", description="weights"),
         "cle": w.Checkbox(value=False, description="cross-layer equalization"),
         "calibrator": w.Dropdown(options=list(grid.calibrators), value="weights only", description="activations"),

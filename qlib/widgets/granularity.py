@@ -34,6 +34,7 @@ __all__ = [
     "sqnr_axis",
     "granularity_readout",
     "granularity_widget",
+    "follow_granularity",
     "draw_channel_ranges",
     "draw_group_size_sweep",
 ]
@@ -231,8 +232,28 @@ def granularity_widget(cache: GranularityCache):
         "group_size": w.SelectionSlider(options=list(cache.group_sizes), value=pick(cache.group_sizes, 32),
                                         description="group size"),
     }
+    follow_granularity(controls["granularity"], controls["groups"], controls["group_size"])
     return interactive_figure(lambda **v: draw_granularity(granularity_view(cache, **v)), controls,
                               readout=lambda **v: granularity_readout(granularity_view(cache, **v)))
+
+
+#: Tooltips of the G and group-size sliders: when they act (they are greyed out otherwise).
+GROUPS_TIP = "G (groups) acts only when granularity is channel-groups"
+GROUP_SIZE_TIP = "group size acts only when granularity is block-wise"
+
+
+def follow_granularity(granularity, groups, group_size) -> None:
+    """Grey out the slider that does nothing for the chosen granularity, now and on every change:
+    G acts only for ``channel-groups``, group size only for ``block-wise`` (both off for per-tensor
+    and per-channel). The tooltips say when each acts."""
+    groups.tooltip, group_size.tooltip = GROUPS_TIP, GROUP_SIZE_TIP
+
+    def update(_change=None):
+        groups.disabled = granularity.value != "channel-groups"
+        group_size.disabled = granularity.value != "block-wise"
+
+    granularity.observe(update, names="value")
+    update()
 
 
 def draw_channel_ranges(weights: dict):

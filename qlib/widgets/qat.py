@@ -140,8 +140,8 @@ def draw_ste_rules(qp: QParams, lo: float, hi: float):
         b.axvline(e, color="C2", ls=":", lw=1)
     for e in c["edges"]:
         b.axvline(e, color="C0", ls="--", lw=1)
-    b.set(xlabel="x (real value)", ylabel="d output / dx used in backward", ylim=(-0.2, 1.35),
-          title="Backward: dotted = real range, dashed = code edges")
+    b.set(xlabel="x (real value)", ylabel="d output / dx used in backward", ylim=(-0.2, 1.35))
+    b.set_title("Backward: dotted = real range, dashed = code edges", fontsize=10)  # 12 pt ran off the figure
     b.legend(loc="center left", fontsize=8)
     fig.tight_layout()
     return fig

@@ -152,6 +152,7 @@ def draw_scheme_demo(r: SchemeDemo, figsize=(9, 3.6)):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.15, top=0.9)  # room for the x label (was cut off)
     ax.stairs(r.counts, r.edges, fill=True, color="tab:blue", alpha=0.6, label="data histogram")
     # linear counts; one towering bin (ReLU's exact zeros) is cut off and labelled instead
     order = np.sort(r.counts)
@@ -208,7 +209,7 @@ def scheme_widget(data: dict):
                                    value="relu" if "relu" in data else next(iter(data)),
                                    description="data"),
         "scheme": w.Dropdown(options=[(SCHEME_LABELS[k], k) for k in SCHEMES], value="symmetric",
-                             description="scheme", layout=w.Layout(width="480px")),
+                             description="scheme"),  # as wide as its longest option
         "bits": w.IntSlider(value=4, min=DEMO_BITS[0], max=DEMO_BITS[1], description="bits"),
     }
     cache: dict = {}
