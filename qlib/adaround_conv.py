@@ -39,7 +39,7 @@ import numpy as np
 
 from ._validate import as_float_array, check_bits
 from .adaround import adaround_layer
-from .bias_correction import correct_bias, empirical_output_shift
+from .bias_correction import analytic_output_shift, correct_bias, empirical_output_shift
 
 __all__ = [
     "ConvSpec",
@@ -50,6 +50,7 @@ __all__ = [
     "conv_specs",
     "group_slices",
     "im2col",
+    "patch_means",
     "rtn_convs",
     "tensor_values",
 ]
@@ -142,6 +143,26 @@ def im2col(x, kernel, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1)):
             patch = xp[:, :, a * dh: a * dh + sh * (oh - 1) + 1: sh, b * dw: b * dw + sw * (ow - 1) + 1: sw]
             cols[:, :, :, :, a, b] = patch.transpose(0, 2, 3, 1)
     return cols.reshape(N * oh * ow, C * kh * kw), (oh, ow)
+
+
+def patch_means(x, kernel, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1)) -> np.ndarray:
+    """``im2col(x, ...)[0].mean(axis=0)`` (float64, shape (C*kh*kw,)) without building the patches:
+    for each kernel offset, the mean of the strided slice of the padded input, per channel.
+
+    >>> x = np.random.default_rng(0).normal(size=(2, 3, 5, 6))
+    >>> np.allclose(patch_means(x, (3, 3), (2, 1), (1, 1, 1, 1)), im2col(x, (3, 3), (2, 1), (1, 1, 1, 1))[0].mean(0))
+    True
+    """
+    x = as_float_array(x, "x")
+    _, (oh, ow) = im2col(x[:1, :1], kernel, strides, pads, dilations)      # checks, and the output size
+    (kh, kw), (sh, sw), (dh, dw) = _pair(kernel, "kernel"), _pair(strides, "strides"), _pair(dilations, "dilations")
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    out = np.empty((x.shape[1], kh, kw))
+    for a in range(kh):
+        for b in range(kw):
+            patch = xp[:, :, a * dh: a * dh + sh * (oh - 1) + 1: sh, b * dw: b * dw + sw * (ow - 1) + 1: sw]
+            out[:, a, b] = patch.mean(axis=(0, 2, 3), dtype=np.float64)
+    return out.reshape(-1)
 
 
 def group_slices(n_in: int, n_out: int, group: int):
@@ -297,7 +318,9 @@ def bias_correct_convs(model, qmodel, calib_x, layers=None, inputs: str = "quant
     group. ``inputs="quantized"``: layer by layer in graph order, ``y_q`` computed from the
     input of the current (already corrected) quantized graph, which also removes the shift
     the earlier layers pass on; ``inputs="float"``: every conv fed the float model's inputs
-    (only its own weight error, one run of each model). A conv without a bias gets a zero
+    (only its own weight error, one run of each model; the shift is then
+    :func:`qlib.bias_correction.analytic_output_shift` with the patches' measured mean, which
+    equals the empirical shift and needs no patches at all: :func:`patch_means`). A conv without a bias gets a zero
     bias initializer ``<weight>_bias`` first.
 
     Returns ``(new_qmodel, {weight name: shift (out,)})``.
@@ -321,11 +344,17 @@ def bias_correct_convs(model, qmodel, calib_x, layers=None, inputs: str = "quant
         init_q = initializers(current)
         W, Wq = init_f[spec.weight].astype(np.float64), init_q[spec.weight].astype(np.float64)
         shift = np.empty(W.shape[0])
-        pf = _group_patches(xf, spec, W.shape[0])
-        pq = pf if xq is xf else _group_patches(xq, spec, W.shape[0])
-        for (so, cf), (_, cq) in zip(pf, pq):
-            Wk, Wqk = W[so].reshape(W[so].shape[0], -1), Wq[so].reshape(W[so].shape[0], -1)
-            shift[so] = empirical_output_shift(Wk, Wqk, cf, None if cq is cf else cq)
+        if xq is xf:          # same inputs: the mean of (W_q - W) x is (W_q - W) times the patches' mean
+            mean = patch_means(xf, spec.kernel, spec.strides, spec.pads, spec.dilations)
+            k = spec.kernel[0] * spec.kernel[1]
+            for si, so in group_slices(xf.shape[1], W.shape[0], spec.group):
+                Wk, Wqk = W[so].reshape(W[so].shape[0], -1), Wq[so].reshape(W[so].shape[0], -1)
+                shift[so] = analytic_output_shift(Wk, Wqk, mean[si.start * k: si.stop * k])
+        else:
+            pf, pq = _group_patches(xf, spec, W.shape[0]), _group_patches(xq, spec, W.shape[0])
+            for (so, cf), (_, cq) in zip(pf, pq):
+                Wk, Wqk = W[so].reshape(W[so].shape[0], -1), Wq[so].reshape(W[so].shape[0], -1)
+                shift[so] = empirical_output_shift(Wk, Wqk, cf, cq)
         bq = specs_q[spec.weight].bias
         if bq is None:                       # no bias input (e.g. a squeeze-excite conv): give it one
             bq = spec.weight + "_bias"
@@ -357,11 +386,46 @@ def _add_bias(model, weight, bias_name, n_out):
     return m
 
 
-def conv_output_shifts(model, qmodel, x, layers=None) -> dict:
-    """``{weight name: mean over channels of |mean(y_q[:, c]) - mean(y[:, c])|}`` for each conv's
-    output, both graphs run end to end on ``x`` (means over images and pixels)."""
+def conv_output_means(model, x, layers=None):
+    """One ONNX Runtime run of ``model`` on ``x``: ``({weight name: per-channel mean of the conv's
+    output over images and pixels (float64)}, the graph's first output)`` -- e.g. the class
+    probabilities, so accuracy and output shifts come from the same run."""
     specs = _select(conv_specs(model), layers)
-    names = [s.output for s in specs]
-    a, b = tensor_values(model, x, names), tensor_values(qmodel, x, names)
-    return {s.weight: float(np.abs(b[s.output].astype(np.float64).mean(axis=(0, 2, 3))
-                                   - a[s.output].astype(np.float64).mean(axis=(0, 2, 3))).mean()) for s in specs}
+    final = model.graph.output[0].name
+    vals = tensor_values(model, x, [s.output for s in specs] + [final])
+    return {s.weight: vals[s.output].astype(np.float64).mean(axis=(0, 2, 3)) for s in specs}, vals[final]
+
+
+def conv_output_shifts(model, qmodel, x, layers=None, reference=None) -> dict:
+    """``{weight name: mean over channels of |mean(y_q[:, c]) - mean(y[:, c])|}`` for each conv's
+    output, both graphs run end to end on ``x`` (means over images and pixels). ``reference``:
+    the float model's means from :func:`conv_output_means` (saves its run).
+
+    >>> rng = np.random.default_rng(0)
+    >>> from qlib.onnx_graph import replace_initializers
+    >>> m = _tiny_conv(rng.normal(size=(2, 1, 3, 3)))
+    >>> x = rng.normal(size=(4, 1, 5, 5)).astype(np.float32)
+    >>> q = replace_initializers(m, {"W": np.zeros((2, 1, 3, 3), np.float32)})
+    >>> bc, _ = bias_correct_convs(m, q, x)          # all-zero weights, the mean restored by the bias
+    >>> conv_output_shifts(m, bc, x)["W"] < 1e-6 < conv_output_shifts(m, q, x)["W"]
+    True
+    """
+    if reference is None:
+        reference, _ = conv_output_means(model, x, layers)
+    means, _ = conv_output_means(qmodel, x, layers)
+    return {k: float(np.abs(means[k] - reference[k]).mean()) for k in means}
+
+
+def _tiny_conv(W, b=None):
+    """A one-Conv ONNX graph (pads 1) for examples."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    W = np.asarray(W, np.float32)
+    b = np.zeros(W.shape[0], np.float32) if b is None else np.asarray(b, np.float32)
+    node = helper.make_node("Conv", ["x", "W", "b"], ["y"], pads=[1, 1, 1, 1])
+    g = helper.make_graph([node], "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, W.shape[1], None, None])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)],
+                          [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m

@@ -159,3 +159,11 @@ def test_bad_inputs_raise_value_errors():
         ac.adaround_convs(m, rtn, x[0], iterations=5)
     with pytest.raises(ValueError, match="max_rows"):
         ac.adaround_convs(m, rtn, x, max_rows=0)
+
+
+@pytest.mark.parametrize("k,strides,pads,dilations", [((1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+                                                     ((5, 3), (2, 1), (2, 0, 1, 2), (1, 2))])
+def test_patch_means_equal_the_mean_of_im2col(k, strides, pads, dilations):
+    x = np.random.default_rng(3).normal(size=(3, 4, 9, 11))
+    np.testing.assert_allclose(ac.patch_means(x, k, strides, pads, dilations),
+                               ac.im2col(x, k, strides, pads, dilations)[0].mean(axis=0), rtol=1e-12, atol=1e-12)
