@@ -9,3 +9,4 @@ from .gguf_model import *  # noqa: F401,F403
 from .tokenizer import *  # noqa: F401,F403
 from .llama import *  # noqa: F401,F403
 from .perplexity import *  # noqa: F401,F403
+from .rtn import *  # noqa: F401,F403
