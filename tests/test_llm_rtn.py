@@ -68,6 +68,11 @@ def test_fewer_bits_hurt_more(model):
     assert fp < w4 < w2
 
 
+def test_group_128_does_not_divide_576(model):
+    with pytest.raises(ValueError, match="group_size=128 does not divide axis 1 of length 576"):
+        L.rtn_model(model, 4, 128)
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="2-D"):
         L.rtn_weight(np.zeros(8, np.float32))

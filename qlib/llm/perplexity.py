@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["evaluation_text", "evaluation_tokens", "eval_windows", "token_nll", "perplexity_from_nll",
+__all__ = ["DEFAULT_STARTS", "DEFAULT_LENGTH", "evaluation_text", "evaluation_tokens", "eval_windows", "token_nll", "perplexity_from_nll",
            "PerplexityResult", "perplexity"]
 
 #: Default windows: 2 windows of 256 tokens, starting at tokens 10 000 and 60 000 of the text.

@@ -13,6 +13,9 @@ Storage per weight, scales counted (fp16 scale, b-bit zero point when asymmetric
 
     bits/weight = b + (16 + (b if asymmetric else 0)) / group_size
 
+The group size must divide every layer's in_features: 576 (q, k, v, gate, up, and o) and 1536
+(down). 576 = 9 x 64, so 32, 64, 192 and 576 (one scale per row) work, 128 does not.
+
 The token embedding (which is also the tied output head) and the norms are left as they are.
 Note that the reference weights are already Q4_1 (5 bits/weight, groups of 32) decoded to float:
 RTN here *re*-quantizes a 4-bit model, it does not start from the original bf16 weights.
