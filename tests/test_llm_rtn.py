@@ -60,6 +60,15 @@ def test_rtn_model_replaces_every_linear_only(model):
     assert np.unique(q.weights[names[0]][0, :64]).size <= 16
 
 
+def test_q4_1_grid_has_a_real_offset_not_an_integer_zero_point(model):
+    w = model.weights["blk.0.ffn_gate.weight"].astype(np.float64).reshape(-1, 32)
+    lo, hi = w.min(1, keepdims=True), w.max(1, keepdims=True)
+    d = (hi - lo) / 15
+    np.testing.assert_array_equal(lo + d * np.rint((w - lo) / d), w)  # x = d*q + m: exactly Q4_1's grid
+    again = L.rtn_weight(model.weights["blk.0.ffn_gate.weight"], 4, 32).reshape(-1, 32)
+    assert (again != w).mean() > 0.5  # integer Z (real 0 exact) shifts the grid
+
+
 def test_fewer_bits_hurt_more(model):
     w = L.eval_windows(starts=(10_000,), length=32)
     fp = L.perplexity(model, w).perplexity

@@ -10,7 +10,7 @@ followed by the 32 integer codes:
 
 The 4-bit codes are packed two per byte in ggml's order: the **low** nibbles of the 16 bytes are
 elements 0..15 of the block, the **high** nibbles elements 16..31. In the course's notation
-(docs/conventions.md, "Linear quantization"): Q8_0 and Q4_0 are symmetric block-wise (group 32)
+(docs/conventions.md §1, "Scale, zero point, codes"): Q8_0 and Q4_0 are symmetric block-wise (group 32)
 with scale S = d (Q4_0 stores ``q - 8`` on an unsigned grid, i.e. zero point Z = 8); Q4_1 is
 asymmetric with S = d and the real offset ``m`` (the value of code 0) instead of an integer Z.
 

@@ -9,7 +9,7 @@ parse it with the pure-Python ``gguf`` package. Quantized tensors are decoded by
 
 Shapes: GGUF lists dimensions fastest first (``ne0, ne1``); qlib reports numpy's order, so a
 linear layer's weight is ``(out_features, in_features)`` as everywhere in the course
-(docs/conventions.md, "Weights").
+(docs/conventions.md §4, "Weights, granularity and the shapes of the parameters").
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each weight row (one output channel, ``in_features`` long) is cut into groups of
 consecutive inputs; each group gets its own min-max scale (and zero point when asymmetric), and
 every weight is rounded to the nearest code. This is the course's block-wise quantizer
 (``qlib.qparams_from_tensor(w, axis=1, group_size=g)`` then ``qlib.fake_quantize``), see
-docs/conventions.md, "Weights" (block-wise LLM style):
+docs/conventions.md §4, "Weights, granularity and the shapes of the parameters" (block-wise LLM style):
 
     symmetric:  S = max|w_group| / (2^(b-1) - 1),  Z = 0,            w_hat = S * clamp(round(w / S))
     asymmetric: S = (max - min) / (2^b - 1),       Z = round(-min / S), w_hat = S * (clamp(round(w / S) + Z) - Z)
@@ -19,6 +19,9 @@ The group size must divide every layer's in_features: 576 (q, k, v, gate, up, an
 The token embedding (which is also the tied output head) and the norms are left as they are.
 Note that the reference weights are already Q4_1 (5 bits/weight, groups of 32) decoded to float:
 RTN here *re*-quantizes a 4-bit model, it does not start from the original bf16 weights.
+Even W4 g32 asymmetric does not give the Q4_1 weights back: Q4_1's offset ``m`` is a real number
+(``x = d*q + m``, 0 need not be on the grid), while the course's zero point Z is an integer so
+that real 0 is exact; the two grids differ by a fraction of a step in almost every group.
 """
 
 from __future__ import annotations
