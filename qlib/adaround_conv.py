@@ -199,24 +199,32 @@ def conv2d(x, W, b=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), gr
     return y
 
 
-def tensor_values(model, x, names, batch_size: int = 8) -> dict:
-    """Run ``model`` in ONNX Runtime on ``x`` and return ``{name: array}`` for the intermediate
-    tensors ``names`` (added as graph outputs; the graph input itself is allowed)."""
-    from .onnx_graph import with_outputs
+def tensor_values(model, x, names, batch_size: int = 16) -> dict:
+    """Run ``model`` in ONNX Runtime on ``x`` and return ``{name: array}`` for the tensors
+    ``names`` (intermediate ones or graph outputs; the graph input itself is allowed). The graph
+    is cut down to what ``names`` need (its outputs become exactly ``names``), so asking for an
+    early tensor only runs the nodes before it."""
+    import onnx
+
     from .realmodel import session
 
     names = list(dict.fromkeys(names))
     inp = model.graph.input[0].name
     want = [n for n in names if n != inp]
-    sess = session(with_outputs(model, want))
-    x = np.asarray(x, dtype=np.float32)
-    parts = {n: [] for n in want}
-    for i in range(0, len(x), batch_size):
-        for n, v in zip(want, sess.run(want, {inp: x[i:i + batch_size]})):
-            parts[n].append(v)
-    out = {n: np.concatenate(v) for n, v in parts.items()}
+    out = {}
+    if want:
+        m = copy.deepcopy(model)
+        del m.graph.output[:]
+        m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in want)
+        sess = session(m)
+        x = np.asarray(x, dtype=np.float32)
+        parts = {n: [] for n in want}
+        for i in range(0, len(x), batch_size):
+            for n, v in zip(want, sess.run(want, {inp: x[i:i + batch_size]})):
+                parts[n].append(v)
+        out = {n: np.concatenate(v) for n, v in parts.items()}
     if inp in names:
-        out[inp] = x
+        out[inp] = np.asarray(x, dtype=np.float32)
     return out
 
 

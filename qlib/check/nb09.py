@@ -6,7 +6,19 @@ import numpy as np
 
 from . import _show, as_array, as_number, expect_close, failed, passed
 
-__all__ = ["NB09_EPS", "NB09_R1", "NB09_R2", "check_folded_bias", "check_cle_scales", "check_bias_scale"]
+__all__ = [
+    "NB09_B",
+    "NB09_EPS",
+    "NB09_R1",
+    "NB09_R2",
+    "NB09_W",
+    "NB09_WQ",
+    "NB09_XMEAN",
+    "check_bias_scale",
+    "check_cle_scales",
+    "check_conv_bias_correction",
+    "check_folded_bias",
+]
 
 
 def _folded_bias(gamma, beta, mean, var, eps: float) -> np.ndarray:
@@ -183,3 +195,56 @@ def check_bias_scale(s_bias, s_in, s_w) -> None:
             failed(msg, "the accumulator counts in steps of S_in * S_w (one value per output channel)")
     expect_close("S_bias", got, truth, rtol=1e-6,
                  hint="the accumulator counts in steps of S_in * S_w (one value per output channel)")
+
+
+#: Exercise 4: a 1x1 conv's float weights (2 output, 3 input channels), the same weights rounded to
+#: nearest on a grid of step 0.25, the mean of its input channels over images and pixels, its bias.
+NB09_W = ((0.26, -0.74, 0.12), (0.55, 0.1, -0.33))
+NB09_WQ = ((0.25, -0.75, 0.0), (0.5, 0.0, -0.25))
+NB09_XMEAN = (1.0, 0.5, 2.0)
+NB09_B = (0.1, -0.2)
+
+
+def check_conv_bias_correction(b_corrected, W=NB09_W, W_q=NB09_WQ, x_mean=NB09_XMEAN, b=NB09_B) -> None:
+    """Exercise 4: empirical bias correction of one conv, ``b_corrected = b - (W_q - W) @ x_mean``
+    (``qlib.bias_correction.analytic_output_shift`` with the measured input mean, then
+    ``correct_bias``). Judged on the exercise's arrays :data:`NB09_W`, :data:`NB09_WQ`,
+    :data:`NB09_XMEAN`, :data:`NB09_B`: a cell that changes them is refused.
+
+    >>> check_conv_bias_correction([0.355, -0.26])
+    ✅ Correct! each channel's mean moved by (W_q − W)·E[x]; subtracting it from the bias puts the mean back.
+    >>> try:
+    ...     check_conv_bias_correction([-0.155, -0.14])
+    ... except AssertionError:
+    ...     pass
+    ❌ Not yet: that adds the shift: the quantized conv's mean is already too high by the shift where it is positive
+       Hint: b_corrected = b - shift, shift = (W_q - W) @ x_mean
+    """
+    hint = "do not change W, W_q, x_mean and b: run the exercise cell as given, with only b_corrected computed by you"
+    given = [as_array(name, v, hint=hint) for name, v in (("W", W), ("W_q", W_q), ("x_mean", x_mean), ("b", b))]
+    for g, want in zip(given, (NB09_W, NB09_WQ, NB09_XMEAN, NB09_B)):
+        if g.shape != np.shape(want) or not np.array_equal(g, np.asarray(want, dtype=np.float64)):
+            failed("W, W_q, x_mean and b are not the exercise's arrays anymore", hint)
+    from ..bias_correction import analytic_output_shift, correct_bias
+
+    W, W_q, x_mean, b = given
+    shift = analytic_output_shift(W, W_q, x_mean)
+    truth = correct_bias(b, shift)
+    how = "b_corrected = b - shift, shift = (W_q - W) @ x_mean"
+    got = as_array("b_corrected", b_corrected, shape=truth.shape, hint="one bias per output channel (2)")
+    if np.allclose(got, truth, rtol=1e-9, atol=1e-12):
+        passed("each channel's mean moved by (W_q − W)·E[x]; subtracting it from the bias puts the mean back.")
+        return
+    E = W_q - W
+    for wrong, msg in (
+            (b + shift, "that adds the shift: the quantized conv's mean is already too high by the shift where it is positive"),
+            (b, "that is the bias unchanged"),
+            (-shift, "the bias b itself is missing: correct it, do not replace it"),
+            (b - E.sum(axis=1), "the rounding errors must be weighted by the mean input of their channel (x_mean)"),
+            (b - (E @ x_mean) / E.shape[1], "the shift is a sum over the input channels, not a mean"),
+            (b - W_q @ x_mean, "W_q @ x_mean is the quantized conv's mean output, not its shift"),
+            (b - W @ x_mean, "W @ x_mean is the float conv's mean output, not the shift"),
+            (b - np.abs(E) @ x_mean, "keep the sign of each rounding error: errors of opposite sign cancel")):
+        if np.allclose(got, wrong, rtol=1e-9, atol=1e-12):
+            failed(msg, how)
+    expect_close("b_corrected", got, truth, rtol=1e-9, atol=1e-12, hint=how)

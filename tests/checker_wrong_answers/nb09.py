@@ -41,4 +41,19 @@ WRONG = {
         # not refused: s_in rebound to another positive number (the checker gets s_in's value from the
         # learner's cell and only checks that it is one positive number)
     ],
+    4: [  # b_corrected = b - (W_q - W) @ x_mean
+        ("the shift added instead of subtracted", "b_corrected = b + (W_q - W) @ x_mean"),
+        ("the errors the wrong way round (W - W_q)", "b_corrected = b - (W - W_q) @ x_mean"),
+        ("the bias left unchanged", "b_corrected = b.copy()"),
+        ("the bias replaced by -shift", "b_corrected = -((W_q - W) @ x_mean)"),
+        ("the errors not weighted by the input means", "b_corrected = b - (W_q - W).sum(axis=1)"),
+        ("a mean over the input channels instead of a sum", "b_corrected = b - ((W_q - W) @ x_mean) / 3"),
+        ("the quantized mean output instead of the shift", "b_corrected = b - W_q @ x_mean"),
+        ("the float mean output instead of the shift", "b_corrected = b - W @ x_mean"),
+        ("absolute rounding errors", "b_corrected = b - np.abs(W_q - W) @ x_mean"),
+        ("the first channel's shift for both", "b_corrected = b - ((W_q - W) @ x_mean)[0]"),
+        ("the mean of the input means instead of each channel's", "b_corrected = b - (W_q - W).sum(axis=1) * x_mean.mean()"),
+        ("the shift of channel 0 only, channel 1 left alone", "b_corrected = b - np.array([((W_q - W) @ x_mean)[0], 0.0])"),
+        ("the shift with the input means of a different calibration (all ones)", "x_mean = np.ones(3)\nb_corrected = b - (W_q - W) @ x_mean"),
+    ],
 }
