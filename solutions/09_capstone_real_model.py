@@ -38,3 +38,16 @@ s_bias = s_in * s_w
 # END SOLUTION
 # checked in the notebook by:
 #     check.check_bias_scale(s_bias, s_in, s_w)
+
+
+# %% Exercise 4: Check yourself 4 · correcting one conv's bias  (cell 44)
+# A 1×1 conv with 2 output and 3 input channels: its float weights `W`, the same weights...
+W = np.array(check.NB09_W)              # (out 2, in 3): float weights of a 1x1 conv
+W_q = np.array(check.NB09_WQ)           # rounded to nearest on a grid of step 0.25
+x_mean = np.array(check.NB09_XMEAN)     # mean of each input channel over images and pixels
+b = np.array(check.NB09_B)
+# BEGIN SOLUTION
+b_corrected = b - (W_q - W) @ x_mean
+# END SOLUTION
+# checked in the notebook by:
+#     check.check_conv_bias_correction(b_corrected, W, W_q, x_mean, b)
