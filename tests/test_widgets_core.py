@@ -38,8 +38,14 @@ def test_control_descriptions_are_never_cut():
     bits = w.IntSlider(value=4, min=2, max=8, description="activation bits")
     data = w.Dropdown(options=["Gaussian + 0.1 % outliers at +8..+12", "ReLU"], description="data")
     fixed = w.Dropdown(options=["a", "b"], description="x", layout=w.Layout(width="320px"))
-    interactive_figure(lambda bits, data, fixed: _draw(), {"bits": bits, "data": data, "fixed": fixed})
+    toggle = w.ToggleButtons(options=[8, 16], description="bitwidth")  # wraps below an "initial" label
+    pick = w.SelectionSlider(options=[99.0, 99.9], description="percentile")
+    box = w.BoundedFloatText(value=1.0, description="data min")
+    interactive_figure(lambda bits, data, fixed, toggle, pick, box: _draw(),
+                       {"bits": bits, "data": data, "fixed": fixed, "toggle": toggle, "pick": pick, "box": box})
     assert bits.style.description_width == "initial" and data.style.description_width == "initial"
+    assert pick.style.description_width == "initial" and box.style.description_width == "initial"
+    assert toggle.style.description_width == ""
     assert data.layout.width == "max-content" and data.layout.max_width == "100%"
     assert fixed.layout.width == "320px"  # an explicit width is kept
 

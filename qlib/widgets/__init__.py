@@ -116,11 +116,18 @@ def render_png(fig) -> bytes:
 
 def _show_whole_labels(control) -> None:
     """Let a control's description take the width it needs (ipywidgets cuts it at ~80 px:
-    "activation bits" became "activation ...") and a dropdown as wide as its longest option."""
+    "activation bits" became "activation ...") and a dropdown as wide as its longest option.
+
+    Sliders, dropdowns and text boxes only: toggle buttons, radio buttons and checkboxes lay their label
+    out differently (toggle buttons wrap below a label of width "initial")."""
     import ipywidgets as w
 
     style = getattr(control, "style", None)
-    if getattr(control, "description", "") and style is not None and "description_width" in style.trait_names():
+    inline = isinstance(control, (w.IntSlider, w.FloatSlider, w.FloatLogSlider, w.IntRangeSlider,
+                                  w.FloatRangeSlider, w.IntText, w.FloatText, w.BoundedIntText, w.BoundedFloatText,
+                                  w.Dropdown, w.SelectionSlider, w.SelectionRangeSlider, w.Text))
+    if (inline and getattr(control, "description", "") and style is not None
+            and "description_width" in style.trait_names()):
         if not style.description_width:
             style.description_width = "initial"
     if isinstance(control, w.Dropdown) and not control.layout.width:
