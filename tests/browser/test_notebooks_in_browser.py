@@ -177,6 +177,27 @@ def _both_ends(lab, control, kind: str, label: str, where: str):
     return value_first, value_last, snap_last != snap_first
 
 
+# a disabled slider carries the attribute on its noUi div (no :disabled form element, no mod-disabled class)
+DISABLED_JS = "c => c.classList.contains('mod-disabled') || !!c.querySelector(':disabled, [disabled]')"
+
+
+def _enable(lab, control, siblings: list, label: str, where: str) -> None:
+    """A greyed-out control (e.g. "group size" outside block-wise mode): set the other controls of its
+    widget to each of their positions until it is enabled; fail if no state enables it."""
+    for other in sorted(siblings, key=lambda c: _kind(c) == "slider"):   # mode pickers first
+        other_kind = _kind(other)
+        start = other.evaluate("c => { const s = c.querySelector('select'); return s ? s.selectedIndex : null; }")
+        for pos in _positions(other, other_kind):
+            _move(other, other_kind, pos)
+            _settle(lab, other, other.evaluate(SNAPSHOT_JS), expect_change=True, timeout=3)
+            if not control.evaluate(DISABLED_JS):
+                return
+        if start is not None:   # not this one: put it back (e.g. the layer), so the next picker starts as loaded
+            _move(other, other_kind, start)
+            _settle(lab, other, other.evaluate(SNAPSHOT_JS), expect_change=True, timeout=3)
+    pytest.fail(f"{where}: control {label!r} stays disabled whatever the other controls of its widget are set to")
+
+
 def _exercise_control(lab, control, siblings: list, where: str) -> str:
     """Prove that a control drives its figure or readout; returns a one-line summary.
 
@@ -187,6 +208,8 @@ def _exercise_control(lab, control, siblings: list, where: str) -> str:
     """
     kind, label = _kind(control), control.evaluate(LABEL_JS)
     control.scroll_into_view_if_needed()
+    if control.evaluate(DISABLED_JS):
+        _enable(lab, control, siblings, label, where)
     first, last, changed = _both_ends(lab, control, kind, label, where)
     if changed:
         return f"{label}: {first} -> {last}"
@@ -350,8 +373,7 @@ def test_notebook_runs_and_widgets_respond(notebook, lab, lab_page, artifacts_di
                         + ("\nserver log:\n" + "\n".join(notes[-15:]) if notes else ""))
 
         # 4. every control moves to both ends and changes what it drives
-        controls = [c for c in page.query_selector_all(CONTROL_SELECTOR)
-                    if not c.evaluate("c => c.classList.contains('mod-disabled') || !!c.querySelector(':disabled')")]
+        controls = page.query_selector_all(CONTROL_SELECTOR)   # greyed-out ones too: _enable finds their mode
         page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output').forEach((a, i) => a.dataset.qlibArea = i)")
         areas = [c.evaluate("c => (c.closest('.jp-OutputArea-output') || {dataset: {}}).dataset.qlibArea || ''")
                  for c in controls]
