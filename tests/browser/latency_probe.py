@@ -6,9 +6,9 @@ Chromium) and prints the summary it writes. Timings are machine-dependent and ne
 
 For each control the probe presses a key ``PRESSES`` times (sliders: Home, then ArrowRight /
 ArrowLeft; dropdowns: the next / previous option, chosen from the page, since headless Chromium's closed
-``<select>`` ignores arrow keys; checkboxes and toggle buttons: Space) and measures in
-the page, with ``performance.now()``, from the ``keydown`` event to the moment the widget's figure
-(the ``src`` of its image, decoded) -- or its readout when it has no image -- has changed.
+``<select>`` ignores arrow keys; checkboxes and toggle/radio buttons: Space, on the buttons in turn) and measures in
+the page, with ``performance.now()``, from the ``keydown`` event to the last change of the widget's
+figure (the ``src`` of its image, decoded) and readout -- the moment the whole new frame is on screen.
 A press that changes nothing within ``TIMEOUT_MS`` (an end of the range, a control that only
 matters in another mode) is counted as "no change", not timed.
 """
@@ -32,15 +32,17 @@ ARM_JS = """
   const area = control.closest('.jp-OutputArea-output') || control.parentElement;
   const isControl = (el) => el.closest('.widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-radio, .widget-checkbox, .widget-text');
   const imgs = () => [...area.querySelectorAll('img')].filter(i => !isControl(i));
-  const snap = () => imgs().length ? imgs().map(i => i.getAttribute('src')).join('|')
-                                   : [...area.querySelectorAll('.widget-html-content')].map(e => e.innerText).join('|');
+  const snap = () => imgs().map(i => i.getAttribute('src')).join('|') + '#' +
+                     [...area.querySelectorAll('.widget-html-content')].map(e => e.innerText).join('|');
   const state = {key: null, frame: null, before: snap()};
   window.__qlibLatency = state;
   const onKey = () => { if (state.key === null) state.key = performance.now(); };
   document.addEventListener('keydown', onKey, {capture: true, once: true});
-  const obs = new MutationObserver(async () => {
-    if (state.frame !== null || state.key === null || snap() === state.before) return;
-    obs.disconnect();
+  let last = state.before;
+  const obs = new MutationObserver(async () => {   // the time of the LAST change: readout and figure both in
+    const now = snap();
+    if (state.key === null || now === last) return;
+    last = now;
     await Promise.all(imgs().map(i => i.decode().catch(() => null)));   // the new PNG is on screen
     state.frame = performance.now();
   });
@@ -59,31 +61,36 @@ SELECT_JS = """
 """
 
 
-def _keys(control, kind: str):
-    """(element to focus, keys to press in turn) for one control."""
+def _presses(control, kind: str) -> list:
+    """(element, key) for each press: a key name, or +1/-1 for the next/previous dropdown option."""
+    half = PRESSES // 2
     if kind == "slider":
-        return control.query_selector(".noUi-handle"), ["ArrowRight"] * (PRESSES // 2) + ["ArrowLeft"] * (PRESSES // 2)
+        h = control.query_selector(".noUi-handle")
+        return [(h, "ArrowRight")] * half + [(h, "ArrowLeft")] * half
     if kind == "dropdown":   # headless Chromium's closed <select> ignores arrow keys: choose the next option
-        return control.query_selector("select"), [+1] * (PRESSES // 2) + [-1] * (PRESSES // 2)
+        sel = control.query_selector("select")
+        return [(sel, +1)] * half + [(sel, -1)] * half
     if kind == "checkbox":
-        return control.query_selector("input[type=checkbox]"), [" "] * PRESSES
-    if kind == "toggle":
-        return control.query_selector("button"), [" "] * PRESSES
-    return None, []
+        return [(control.query_selector("input[type=checkbox]"), " ")] * PRESSES
+    if kind in ("toggle", "radio"):   # press the buttons in turn, starting with one that is not active
+        opts = control.query_selector_all("button" if kind == "toggle" else "input[type=radio]")
+        return [(opts[(k + 1) % len(opts)], " ") for k in range(PRESSES)] if len(opts) > 1 else []
+    return []
+
+
+SETTLE_MS = 400   # no further change for this long: the update is complete
 
 
 def _probe(page, control) -> tuple[list[float], int]:
     kind = _kind(control)
-    target, keys = _keys(control, kind)
+    presses = _presses(control, kind)
     times, unchanged = [], 0
-    if target is None:
-        return times, unchanged
     control.scroll_into_view_if_needed()
-    if kind == "slider":
-        target.focus()
-        target.press("Home")
+    if kind == "slider" and presses:
+        presses[0][0].focus()
+        presses[0][0].press("Home")
         page.wait_for_timeout(2000)   # let the jump to the first position render first
-    for key in keys:
+    for target, key in presses:
         target.focus()
         control.evaluate(ARM_JS)
         if isinstance(key, int):   # a dropdown choice, timed from the change like a key press
@@ -92,6 +99,7 @@ def _probe(page, control) -> tuple[list[float], int]:
             target.press(key)
         try:
             page.wait_for_function("() => window.__qlibLatency.frame !== null", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(SETTLE_MS)
             times.append(page.evaluate("() => window.__qlibLatency.frame - window.__qlibLatency.key"))
         except Exception:   # playwright's TimeoutError: nothing changed
             unchanged += 1
@@ -106,7 +114,8 @@ def test_latency(notebook, lab, lab_page):
     _run_all(page, lab)
     rows = []
     for control in page.query_selector_all(CONTROL_SELECTOR):
-        label = control.evaluate(LABEL_JS)
+        label = " ".join(control.evaluate(LABEL_JS).replace("\u200b", " ").split()) \
+            or " ".join(control.inner_text().replace("\u200b", " ").split())   # a checkbox's label is on its right
         times, unchanged = _probe(page, control)
         rows.append({"notebook": notebook.stem, "control": label, "kind": _kind(control), "ms": times,
                      "no_change": unchanged})
