@@ -186,6 +186,21 @@ def check_axis(axis, ndim: int, name: str = "axis") -> int:
     return axis % ndim
 
 
+def calibration_batch(calib_x, inputs: str, name: str = "calib_x") -> np.ndarray:
+    """The checks of a layer-by-layer PTQ pass (bias correction, AdaRound) in one place: ``inputs``
+    is ``"quantized"`` or ``"float"`` and ``calib_x`` a float32 (n_samples, n_features) batch, n >= 1.
+
+    >>> calibration_batch([[0.0, 1.0]], "float").dtype
+    dtype('float32')
+    """
+    if inputs not in ("quantized", "float"):
+        raise ValueError(f"inputs must be 'quantized' or 'float', got {inputs!r}")
+    x = as_float_array(calib_x, name).astype(np.float32)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"{name} must be (n_samples, n_features) with at least one sample, got shape {x.shape}")
+    return x
+
+
 def check_choice(value, name: str, choices) -> str:
     """Raise ValueError unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._validate import as_float_array, check_bits
+from ._validate import as_float_array, calibration_batch, check_bits
 from .linear import QParams, dequantize, qparams_from_tensor, quantize
 
 __all__ = [
@@ -357,11 +357,7 @@ def adaround_mlp(model, calib_x, bits: int = 4, per_channel: bool = True, inputs
     from .nn import Linear
 
     _check_model(model)
-    if inputs not in ("quantized", "float"):
-        raise ValueError(f"inputs must be 'quantized' or 'float', got {inputs!r}")
-    x = as_float_array(calib_x, "calib_x").astype(np.float32)
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise ValueError(f"calib_x must be (n_samples, n_features) with at least one sample, got shape {x.shape}")
+    x = calibration_batch(calib_x, inputs)
     out = model.copy()
     results = {}
     h_f, h_q = x, x

@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from ._validate import as_float_array
+from ._validate import as_float_array, calibration_batch
 
 __all__ = [
     "normal_pdf",
@@ -203,11 +203,7 @@ def bias_correct_mlp(model, qmodel, calib_x, inputs: str = "quantized"):
     from .nn import Linear
 
     _check_pair(model, qmodel)
-    if inputs not in ("quantized", "float"):
-        raise ValueError(f"inputs must be 'quantized' or 'float', got {inputs!r}")
-    x = as_float_array(calib_x, "calib_x").astype(np.float32)
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise ValueError(f"calib_x must be (n_samples, n_features) with at least one sample, got shape {x.shape}")
+    x = calibration_batch(calib_x, inputs)
     out = qmodel.copy()
     h_f, h_q = x, x
     for lf, lq in zip(model.layers, out.layers):
